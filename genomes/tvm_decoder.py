@@ -183,12 +183,12 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
         write_back = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(write_back, outer_loops[-1])
         if config.vectorize is not None:
-            _vectorize_innermost(sch, write_back)
+            _vectorize_innermost(sch, write_back, shared=len(outer_loops))
     init = sch.decompose_reduction(block, reduction[0])
     vector_extent = inner_extent[config.vectorize] if config.vectorize else 1
     if vector_extent > 1:
         sch.vectorize(inner[config.vectorize])
-        _vectorize_innermost(sch, init)
+        _vectorize_innermost(sch, init, shared=len(outer_loops))
     if config.unroll:
         sch.annotate(reduction[0], "pragma_auto_unroll_max_step", config.unroll)
         sch.annotate(reduction[0], "pragma_unroll_explicit", 1)
@@ -212,8 +212,13 @@ def _schedule_elementwise(sch, block, parallel: bool, vectorize: bool) -> None:
         sch.vectorize(x)
 
 
-def _vectorize_innermost(sch, block) -> None:
-    loop = sch.get_loops(block)[-1]
+def _vectorize_innermost(sch, block, shared: int) -> None:
+    """Vectorize the block's innermost loop if it is the block's own (not one of the
+    `shared` enclosing loops it was computed at) and longer than 1."""
+    loops = sch.get_loops(block)
+    if len(loops) <= shared:
+        return
+    loop = loops[-1]
     extent = sch.get(loop).extent
     if isinstance(extent, tirx.IntImm) and extent.value > 1:
         sch.vectorize(loop)

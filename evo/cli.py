@@ -1,0 +1,55 @@
+"""The `evo` command line: one module per command under `evo/commands/`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from evo.errors import user_error_types
+
+# command name -> module under evo.commands; each module defines
+# HELP (one line), add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, str] = {
+    "verify": "verify",
+    "genome": "genome",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="evo",
+        description="Neural architecture search as program transformation exploration: "
+                    "evolve per-layer transformation sequences of CNN convolutions, "
+                    "legal by Fisher Potential, measured with TVM.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"evo.commands.{module_name}")
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except user_error_types() as exc:
+        print(f"evo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"evo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
