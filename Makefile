@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` runs a real search on the
+# built-in default network, `make test` runs the test suite. Each creates .venv
+# if it is missing and installs torch (CPU wheel) before the project.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test,plots,dask]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/evo verify --layer 64,64,32,32,3,1 --random 20 --seed 0
+
+test: $(STAMP)
+	$(BIN)/ruff check genomes operators evo tests
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900
+
+lint: $(STAMP)
+	$(BIN)/ruff check genomes operators evo tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
