@@ -435,7 +435,8 @@ def gene_from_json(data: Any, where: str = "gene") -> Gene:
     allowed = {f.name for f in fields(cls)}
     unknown = set(data) - allowed - {"gene"}
     if unknown:
-        raise GenomeFormatError(f"{where}: unknown field(s) for {name}: {', '.join(sorted(unknown))}")
+        raise GenomeFormatError(
+            f"{where}: unknown field(s) for {name}: {', '.join(sorted(unknown))}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "gene"}
     try:
         return cls(**kwargs)

@@ -31,8 +31,8 @@ from genomes.genes import (
     SplitChannels,
     SplitRows,
     Tile,
-    UnrollChannels,
     Unroll,
+    UnrollChannels,
     Vectorize,
 )
 from genomes.genome import LayerGenome

@@ -82,8 +82,8 @@ class LayerSpec:
             raise SpecError(f"layer spec: {exc}") from None
 
     def short(self) -> str:
-        text = (f"{self.in_channels}->{self.out_channels} {self.kernel}x{self.kernel}/s{self.stride}"
-                f" on {self.height}x{self.width}")
+        text = (f"{self.in_channels}->{self.out_channels} {self.kernel}x{self.kernel}"
+                f"/s{self.stride} on {self.height}x{self.width}")
         if self.groups > 1:
             text += f" g{self.groups}"
         if self.batch > 1:

@@ -75,10 +75,7 @@ def _compute(plan: LayerPlan) -> tirx.PrimFunc:
         weight, stage = _piece_compute(plan, index, piece, data)
         weights.append(weight)
         stages.append(stage)
-    if plan.is_single_full_piece():
-        out = stages[0]
-    else:
-        out = _assembly(plan, stages)
+    out = stages[0] if plan.is_single_full_piece() else _assembly(plan, stages)
     return te.create_prim_func([data, *weights, out])
 
 

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="JSON",
                         help='TVM target as JSON (default: llvm for this CPU, e.g. '
                              '\'{"kind": "llvm", "mcpu": "znver4"}\')')
+    parser.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (1e-4)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (1e-4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     spec = parse_layer_option(args.layer)
     if args.random < 0 or args.length < 0:
         raise UsageError("--random and --length must be >= 0")
+    if args.rtol < 0 or args.atol < 0:
+        raise UsageError("--rtol and --atol must be >= 0")
     target = make_target(args.target)
     genomes = []
     if args.genome:
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(genomes, desc=f"verify {spec.short()}", unit="genome", disable=args.quiet,
                file=sys.stderr)
     for index, genome in enumerate(bar):
-        result = check_equivalence(spec, genome, target, seed=args.seed + index)
+        result = check_equivalence(spec, genome, target, seed=args.seed + index,
+                                   rtol=args.rtol, atol=args.atol)
         if not result.matches:
             mismatches += 1
             reason = result.error or f"max |tvm - torch| = {result.max_abs_diff:.3g}"
