@@ -1,0 +1,147 @@
+"""Variation of network genomes: mutate one slot's sequence, or cross two parents.
+
+Operators see a network only through a `NetworkView`: its slots (id, spec and the
+gene kinds structurally allowed there), each slot's *effective* spec under a
+genome (an upstream bottleneck shrinks a slot's input channels) and a validity
+check of a whole genome. They never measure or select anything. Every draw
+comes from the explicit `numpy.random.Generator`; an operator whose child is
+invalid returns `None` and the caller draws again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from genomes.genome import LayerGenome, NetworkGenome
+from genomes.sampling import PROGRAM_GENE_NAMES
+from genomes.spec import LayerSpec
+from operators.layer import LAYER_MUTATIONS
+
+# How often each layer mutation is tried (insert dominates so genomes grow).
+MUTATION_RATES: dict[str, float] = {
+    "insert": 0.35, "delete": 0.15, "replace": 0.2, "perturb": 0.2, "swap": 0.1,
+}
+
+
+class SlotLike(Protocol):
+    id: str
+    spec: LayerSpec
+    allowed: tuple[str, ...]
+
+
+class NetworkView(Protocol):
+    """What the operators need to know about the network a genome transforms."""
+
+    @property
+    def slots(self) -> Sequence[SlotLike]: ...
+
+    def spec_of(self, genome: NetworkGenome, slot_id: str) -> LayerSpec | None:
+        """The slot's spec under `genome`, or None if an upstream slot fails to decode."""
+
+    def check(self, genome: NetworkGenome) -> str | None:
+        """None if the whole genome decodes on this network, else why not."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A child genome, the operator that made it and what it changed (JSON-ready)."""
+
+    genome: NetworkGenome
+    operator: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def slot_weights(view: NetworkView, by_flops: float = 0.5) -> np.ndarray:
+    """Probability of mutating each slot: a mix of uniform and share of the FLOPs,
+    so the layers that dominate latency are changed more often."""
+    flops = np.array([max(s.spec.flops, 1) for s in view.slots], dtype=float)
+    uniform = np.full(len(flops), 1.0 / len(flops))
+    return (1 - by_flops) * uniform + by_flops * flops / flops.sum()
+
+
+def mutate(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
+           neural: bool = True, weights: np.ndarray | None = None,
+           rates: dict[str, float] | None = None) -> Change | None:
+    """Apply one layer mutation to one slot; None if this draw gave no valid child."""
+    slots = list(view.slots)
+    weights = slot_weights(view) if weights is None else weights
+    slot = slots[int(rng.choice(len(slots), p=weights))]
+    rates = rates or MUTATION_RATES
+    names = list(rates)
+    probs = np.array([rates[n] for n in names], dtype=float)
+    name = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+    spec = view.spec_of(genome, slot.id)
+    if spec is None:
+        return None
+    change = LAYER_MUTATIONS[name](rng, spec, genome.layer(slot.id), allowed_genes(slot, neural))
+    if change is None:
+        return None
+    child = with_layer(genome, slot.id, change.genome)
+    if child == genome or view.check(child) is not None:
+        return None
+    return Change(child, change.operator, {"slot": slot.id, **change.detail})
+
+
+def crossover_slots(rng: np.random.Generator, first: NetworkGenome, second: NetworkGenome,
+                    view: NetworkView) -> Change | None:
+    """Uniform crossover of whole layer genomes: each slot from either parent."""
+    differing = [s.id for s in view.slots if first.layer(s.id) != second.layer(s.id)]
+    if len(differing) < 1:
+        return None
+    taken = [sid for sid in differing if rng.random() < 0.5]
+    if not taken or len(taken) == len(differing) and len(differing) > 1:
+        taken = [differing[int(rng.integers(len(differing)))]]
+    layers = dict(first.layers)
+    for sid in taken:
+        layers[sid] = second.layer(sid)
+    child = NetworkGenome({k: v for k, v in layers.items() if v.genes})
+    if view.check(child) is not None:
+        return None
+    return Change(child, "crossover_slots", {"from_second": taken})
+
+
+def crossover_one_point(rng: np.random.Generator, first: NetworkGenome,
+                        second: NetworkGenome, view: NetworkView) -> Change | None:
+    """One-point crossover inside one slot: the first parent's genes up to a cut,
+    then the second parent's genes from its own cut."""
+    candidates = [s.id for s in view.slots if first.layer(s.id) != second.layer(s.id)]
+    if not candidates:
+        return None
+    sid = candidates[int(rng.integers(len(candidates)))]
+    a, b = first.layer(sid).genes, second.layer(sid).genes
+    cut_a, cut_b = int(rng.integers(len(a) + 1)), int(rng.integers(len(b) + 1))
+    layer = LayerGenome(a[:cut_a] + b[cut_b:])
+    child = with_layer(first, sid, layer)
+    if child == first or view.check(child) is not None:
+        return None
+    return Change(child, "crossover_one_point", {"slot": sid, "cut_first": cut_a,
+                                                 "cut_second": cut_b})
+
+
+def crossover(rng: np.random.Generator, first: NetworkGenome, second: NetworkGenome,
+              view: NetworkView) -> Change | None:
+    """Either crossover, chosen with equal probability."""
+    operator = crossover_slots if rng.random() < 0.5 else crossover_one_point
+    return operator(rng, first, second, view)
+
+
+def allowed_genes(slot: SlotLike, neural: bool = True) -> Collection[str]:
+    """The gene kinds a mutation may draw at `slot`; program genes only if not `neural`."""
+    if neural:
+        return slot.allowed
+    return tuple(g for g in slot.allowed if g in PROGRAM_GENE_NAMES)
+
+
+def with_layer(genome: NetworkGenome, slot_id: str, layer: LayerGenome) -> NetworkGenome:
+    """`genome` with `slot_id`'s sequence replaced (an empty sequence drops the slot)."""
+    layers = dict(genome.layers)
+    if layer.genes:
+        layers[slot_id] = layer
+    else:
+        layers.pop(slot_id, None)
+    return NetworkGenome(layers)
+
