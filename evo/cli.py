@@ -13,6 +13,8 @@ from evo.errors import user_error_types
 COMMANDS: dict[str, str] = {
     "verify": "verify",
     "genome": "genome",
+    "run": "run",
+    "resume": "resume",
 }
 
 

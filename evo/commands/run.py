@@ -1,0 +1,108 @@
+"""`evo run`: start a search on a network and write it to a run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("Start an evolutionary search for faster versions of a CNN's convolutions "
+        "(legal by Fisher Potential, measured with TVM) and record it in a run folder.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo.search.config import EVALUATORS, STRATEGIES, RunConfig
+
+    d = RunConfig()
+    net = parser.add_argument_group("network")
+    net.add_argument("--model", default=d.model,
+                     help="zoo name (tiny, resnet18, resnet34, resnext29_2x64d, densenet161), "
+                          "path/to/file.py:factory or package.module:factory (default tiny)")
+    net.add_argument("--input-shape", metavar="N,C,H,W",
+                     help="input shape for the model (default 1,3,32,32)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run folder to create, e.g. runs/tiny-1")
+    search = parser.add_argument_group("search")
+    search.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                        help="nsga2: latency vs Fisher Potential with the capacity constraint "
+                             "(default); aging: regularized evolution; ga: latency only")
+    search.add_argument("--population", type=int, default=d.population,
+                        help=f"individuals per generation (default {d.population})")
+    search.add_argument("--generations", type=int, default=d.generations,
+                        help=f"generations after the initial one (default {d.generations})")
+    search.add_argument("--time-budget", metavar="T",
+                        help="stop after this much search time, e.g. 90s, 15m, 2h, 1h30m")
+    search.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    search.add_argument("--crossover-prob", type=float, default=d.crossover_prob,
+                        help=f"probability a child is made by crossover (default "
+                             f"{d.crossover_prob})")
+    search.add_argument("--initial-genes", type=int, default=d.initial_genes,
+                        help=f"genes inserted into each initial mutant (default "
+                             f"{d.initial_genes})")
+    search.add_argument("--program-only", action="store_true",
+                        help="program genes only: search schedules, never change the network")
+    cap = parser.add_argument_group("capacity")
+    cap.add_argument("--threshold", type=float, default=d.threshold,
+                     help="legal when Fisher Potential >= threshold x the original's "
+                          "(default 1.0)")
+    cap.add_argument("--scope", choices=("network", "layer"), default=d.scope,
+                     help="compare Fisher Potential for the whole network or per layer")
+    cap.add_argument("--data", default=d.data,
+                     help="minibatch for Fisher Potential: synthetic, cifar10:DIR or npz:FILE")
+    cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
+                     help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
+    meas = parser.add_argument_group("measurement")
+    meas.add_argument("--evaluator", choices=EVALUATORS, default=d.evaluator,
+                      help="tvm: build and time each conv (default); analytic: deterministic "
+                           "estimate, for dry runs")
+    meas.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
+    meas.add_argument("--target", metavar="JSON", help="TVM target as JSON (default: this CPU)")
+    meas.add_argument("--cache", metavar="PATH",
+                      help="measurement cache shared by runs (default "
+                           "runs/.cache/measurements.sqlite)")
+    meas.add_argument("--runner", metavar="rpc://HOST:PORT/KEY",
+                      help="measure on a remote device through a TVM RPC tracker")
+    meas.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                      help="where builds run: local processes (loky) or a Dask cluster")
+    meas.add_argument("--scheduler", metavar="ADDRESS",
+                      help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars; one log line per generation")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The RunConfig these options describe (raises UsageError on bad values)."""
+    from evo.errors import UsageError
+    from evo.search.config import RunConfig, parse_duration
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(x) for x in args.input_shape.split(","))
+        except ValueError:
+            raise UsageError(f"--input-shape {args.input_shape!r}: expected integers like "
+                             "1,3,32,32") from None
+        if len(shape) != 4 or min(shape) < 1:
+            raise UsageError(f"--input-shape {args.input_shape!r}: expected N,C,H,W")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.fisher_batch < 1:
+        raise UsageError("--fisher-batch must be at least 1")
+    if args.initial_genes < 1:
+        raise UsageError("--initial-genes must be at least 1")
+    if args.backend == "dask" and not args.scheduler:
+        raise UsageError("--backend dask needs --scheduler ADDRESS")
+    return RunConfig(
+        model=args.model, input_shape=shape, strategy=args.strategy,
+        population=args.population, generations=args.generations,
+        time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
+        seed=args.seed, evaluator=args.evaluator, jobs=args.jobs, target=args.target,
+        cache=args.cache, runner=args.runner, backend=args.backend, scheduler=args.scheduler,
+        threshold=args.threshold, scope=args.scope, data=args.data,
+        fisher_batch=args.fisher_batch, crossover_prob=args.crossover_prob,
+        initial_genes=args.initial_genes, neural=not args.program_only,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from evo.search.runner import start_run
+
+    return start_run(config_from_args(args), args.out, quiet=args.quiet)

@@ -1,0 +1,1 @@
+"""The evolutionary search: configuration, variation, evaluation, selection, the loop."""

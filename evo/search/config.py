@@ -1,0 +1,108 @@
+"""A run's configuration: written once to `runs/NAME/config.json`, read on resume."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from evo.errors import UsageError
+
+CONFIG_NAME = "config.json"
+STRATEGIES = ("nsga2", "aging", "ga")
+EVALUATORS = ("tvm", "analytic")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a search, so that a resume continues it exactly."""
+
+    model: str = "tiny"
+    input_shape: tuple[int, ...] | None = None
+    strategy: str = "nsga2"
+    population: int = 16
+    generations: int = 10
+    time_budget_s: float | None = None
+    seed: int = 0
+    evaluator: str = "tvm"
+    jobs: int | None = None
+    target: str | None = None
+    cache: str | None = None
+    runner: str | None = None
+    backend: str = "loky"
+    scheduler: str | None = None
+    threshold: float = 1.0
+    scope: str = "network"
+    data: str = "synthetic"
+    fisher_batch: int = 16
+    crossover_prob: float = 0.5
+    initial_genes: int = 4
+    max_attempts: int = 20
+    neural: bool = True
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"--strategy {self.strategy!r}: choose one of "
+                             f"{', '.join(STRATEGIES)}")
+        if self.evaluator not in EVALUATORS:
+            raise UsageError(f"--evaluator {self.evaluator!r}: choose one of "
+                             f"{', '.join(EVALUATORS)}")
+        if self.population < 2:
+            raise UsageError(f"--population must be at least 2, got {self.population}")
+        if self.generations < 0:
+            raise UsageError(f"--generations must be >= 0, got {self.generations}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise UsageError("--time-budget must be positive")
+        if not 0.0 <= self.crossover_prob <= 1.0:
+            raise UsageError("--crossover-prob must be in [0, 1]")
+        if self.threshold <= 0:
+            raise UsageError("--threshold must be positive")
+        if self.scope not in ("network", "layer"):
+            raise UsageError(f"--scope {self.scope!r}: choose network or layer")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape) if self.input_shape else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, where: str = CONFIG_NAME) -> RunConfig:
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: expected a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UsageError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        if data.get("input_shape") is not None:
+            data = {**data, "input_shape": tuple(data["input_shape"])}
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / CONFIG_NAME).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> RunConfig:
+        path = Path(folder) / CONFIG_NAME
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{folder}: not a run folder (no {CONFIG_NAME})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{path}: unreadable ({exc.__class__.__name__})") from None
+        return cls.from_json(data, str(path))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m`, `2h`, `1h30m`."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise UsageError(f"--time-budget {text!r}: expected e.g. 90s, 15m, 2h or 1h30m")
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(n) * scale[u] for n, u in parts)

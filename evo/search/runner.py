@@ -1,0 +1,133 @@
+"""Start or resume a run folder: lock it, open its store, run the loop, record the stop."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from evo.errors import UsageError
+from evo.search.config import RunConfig
+from evo.search.engine import Budget, Search, SearchState
+from evo.search.signals import StopSignals
+from evo.store.lock import RunLock
+from evo.store.run_store import DB_NAME, RunStore
+
+
+def start_run(config: RunConfig, folder: Path, quiet: bool = False) -> int:
+    """Create `folder`, write its config and store, and run the search in it."""
+    folder = Path(folder)
+    if (folder / DB_NAME).exists():
+        raise UsageError(f"{folder} already holds a run; continue it with "
+                         f"`evo resume {shlex.quote(str(folder))}` or choose another --out")
+    # Build the network first: a bad --model must not leave an empty run folder.
+    context = _prepare(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(folder)
+    try:
+        config.save(folder)
+        store = RunStore.create(folder)
+        budget = Budget(config.generations + 1, config.time_budget_s)
+        return _run(config, folder, store, budget, quiet, context)
+    finally:
+        lock.release()
+
+
+def resume_run(folder: Path, generations: int | None = None, time_budget_s: float | None = None,
+               quiet: bool = False) -> int:
+    """Continue a run from its last finished generation.
+
+    Without options it runs to the configured number of generations (and the
+    configured time budget, counted afresh); `--generations N` runs N more
+    generations, `--time-budget T` for T more time.
+    """
+    folder = Path(folder)
+    config = RunConfig.load(folder)
+    lock = RunLock(folder)
+    try:
+        store = RunStore.open(folder)
+        checkpoint = store.last_checkpoint()
+        done = checkpoint.generation if checkpoint else -1
+        if generations is not None:
+            if generations < 0:
+                raise UsageError("--generations must be >= 0")
+            until = done + 1 + generations
+        else:
+            until = config.generations + 1
+        seconds = time_budget_s if time_budget_s is not None else config.time_budget_s
+        if generations is None and time_budget_s is not None:
+            until = sys.maxsize
+        context = _prepare(config)
+        return _run(config, folder, store, Budget(until, seconds), quiet, context)
+    finally:
+        lock.release()
+
+
+def _prepare(config: RunConfig):
+    from evo.search.evaluate import build_context
+
+    return build_context(config)
+
+
+def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet: bool,
+         context) -> int:
+    command = " ".join(shlex.quote(a) for a in sys.argv)
+    session = store.start_session(os.getpid(), command)
+    state = SearchState.from_store(store, config.seed)
+    start = state.generation + 1
+    total = None if budget.until_generation == sys.maxsize else max(
+        0, budget.until_generation - start)
+    bar = tqdm(total=total, desc=f"{folder.name}", unit="gen", disable=quiet, file=sys.stderr,
+               initial=0, dynamic_ncols=True, position=0)
+    evals = tqdm(desc="evaluations", unit="cand", disable=quiet, file=sys.stderr,
+                 dynamic_ncols=True, position=1, leave=False)
+
+    def on_generation(state: SearchState, log: dict) -> None:
+        bar.update(1)
+        evals.reset()
+        best = f"{log['best_ms']:.3f}ms" if log["best_ms"] is not None else "none"
+        speedup = f"{log['speedup']:.2f}x" if log["speedup"] else "-"
+        bar.set_postfix_str(f"gen {log['generation']} best {best} speedup {speedup} "
+                            f"legal {log['legal_share']:.0%} evals {log['evaluations']}")
+        if quiet:
+            print(f"generation {log['generation']}: best {best} speedup {speedup} "
+                  f"legal {log['legal_share']:.0%} evaluations {log['evaluations']} "
+                  f"front {log['front_size']}", file=sys.stderr, flush=True)
+
+    search = Search(config, store, context.variation, context.evaluate, chunk=context.chunk,
+                    on_generation=on_generation, on_evaluated=evals.update)
+    reason = "crashed"
+    try:
+        with StopSignals() as signals:
+            reason = search.run(budget, signals.requested)
+    except KeyboardInterrupt:
+        reason = "interrupted (second signal)"
+        raise
+    finally:
+        evals.close()
+        bar.close()
+        context.close()
+        store.end_session(session, reason)
+        _summary(search.state, folder, reason)
+        store.close()
+    return 0 if reason in ("completed", "time budget") else 130
+
+
+def _summary(state: SearchState, folder: Path, reason: str) -> None:
+    best = None
+    if state.generation >= 0:
+        from evo.search.selection import best_feasible
+
+        best = best_feasible(list(state.individuals), state.evaluations)
+    print(f"stopped: {reason} after generation {state.generation} "
+          f"({state.evaluation_count} evaluations)")
+    if best is not None and state.original_latency:
+        ms = state.evaluations[best].latency_ms
+        print(f"best legal: individual {best}, {ms:.4f} ms, "
+              f"{state.original_latency / ms:.2f}x faster than the original "
+              f"({state.original_latency:.4f} ms)")
+    if reason not in ("completed", "time budget"):
+        print(f"resume with: evo resume {shlex.quote(str(folder))}")

@@ -1,0 +1,127 @@
+"""How the search makes candidates: the seeds of generation 0, mutation and crossover.
+
+`Variation` adapts the genome operators (`operators/`) to one network. It sees the
+network only as a `NetworkView` (slots, effective specs, a validity check), so
+operators stay ignorant of capacity and latency. Every draw comes from the RNG
+the engine passes in; nothing here keeps random state of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from genomes.genes import CacheWrite, Fuse, Parallel, Tile, Unroll, Vectorize
+from genomes.genome import LayerGenome, NetworkGenome
+from genomes.spec import LayerSpec
+from operators import Change, crossover, mutate, slot_weights
+from operators.network import SlotLike, with_layer
+
+# A schedule that is good on x86 CPUs for most conv shapes: register tiles of 8
+# output channels x 16 output columns, vectorized along the columns, accumulated in
+# a local buffer, outer loops fused and run in parallel. Seeded into generation 0
+# as a program-only individual so the search starts from a sensible program.
+TEMPLATE_SCHEDULE = LayerGenome((
+    Tile("co", 8), Tile("ow", 16), Vectorize("ow"), CacheWrite(), Fuse(3), Parallel(),
+    Unroll(64),
+))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A candidate before it is an individual: genome, parent ids, operator, what changed."""
+
+    genome: NetworkGenome
+    parents: tuple[int, ...] = ()
+    operator: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class CachedView:
+    """A `NetworkView` over a decode function, memoised by genome hash.
+
+    `decode(genome)` returns `(specs by slot id, error)`; the search provides it
+    from `evo.networks.transform_network` without building torch modules.
+    """
+
+    def __init__(self, slots: Sequence[SlotLike],
+                 decode: Callable[[NetworkGenome], tuple[dict[str, LayerSpec], str | None]],
+                 cache_size: int = 4096) -> None:
+        self._slots = tuple(slots)
+        self._decode = lru_cache(maxsize=cache_size)(lambda key, genome: decode(genome))
+
+    @property
+    def slots(self) -> Sequence[SlotLike]:
+        return self._slots
+
+    def _decoded(self, genome: NetworkGenome) -> tuple[dict[str, LayerSpec], str | None]:
+        return self._decode(genome.hash(), genome)
+
+    def spec_of(self, genome: NetworkGenome, slot_id: str) -> LayerSpec | None:
+        specs, error = self._decoded(genome)
+        return None if error else specs.get(slot_id)
+
+    def check(self, genome: NetworkGenome) -> str | None:
+        return self._decoded(genome)[1]
+
+
+class Variation:
+    """Mutation, crossover and initial individuals for one network."""
+
+    def __init__(self, view: CachedView, neural: bool = True, initial_genes: int = 4,
+                 max_attempts: int = 20) -> None:
+        self.view = view
+        self.neural = neural
+        self.initial_genes = initial_genes
+        self.max_attempts = max_attempts
+        self.weights = slot_weights(view)
+
+    def seeds(self) -> list[Proposal]:
+        """Fixed members of generation 0 after the original: the template schedule on
+        every slot (program-only), if it decodes."""
+        genome = NetworkGenome()
+        for slot in self.view.slots:
+            if all(g.name in slot.allowed for g in TEMPLATE_SCHEDULE.genes):
+                genome = with_layer(genome, slot.id, TEMPLATE_SCHEDULE)
+        if not genome.layers or self.view.check(genome) is not None:
+            return []
+        return [Proposal(genome, (), "initial:template", {"slots": sorted(genome.layers)})]
+
+    def initial(self, rng: np.random.Generator, program_only: bool) -> Proposal | None:
+        """A mutant of the original: `initial_genes` insertions, program genes only if
+        `program_only`; None if no valid mutant came out of this draw."""
+        genome = NetworkGenome()
+        added: list[dict] = []
+        neural = self.neural and not program_only
+        for _ in range(self.initial_genes):
+            change = self._retry(lambda g=genome: mutate(
+                rng, g, self.view, neural, self.weights, {"insert": 1.0}))
+            if change is None:
+                break
+            genome = change.genome
+            added.append(change.detail)
+        if not added:
+            return None
+        kind = "program" if program_only or not self.neural else "any"
+        return Proposal(genome, (), f"initial:{kind}", {"inserted": added})
+
+    def mutate(self, rng: np.random.Generator, genome: NetworkGenome) -> Change | None:
+        """One mutation of one slot (retried up to `max_attempts` draws)."""
+        return self._retry(lambda: mutate(rng, genome, self.view, self.neural, self.weights))
+
+    def crossover(self, rng: np.random.Generator, first: NetworkGenome,
+                  second: NetworkGenome) -> Change | None:
+        """A child of two parents (retried up to `max_attempts` draws)."""
+        return self._retry(lambda: crossover(rng, first, second, self.view))
+
+    def _retry(self, draw: Callable[[], Change | None]) -> Change | None:
+        for _ in range(self.max_attempts):
+            change = draw()
+            if change is not None:
+                return change
+        return None
+
