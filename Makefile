@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A real search on the built-in `tiny` network, measured with TVM on this CPU.
+DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: $(STAMP)
-	$(BIN)/evo verify --layer 64,64,32,32,3,1 --random 20 --seed 0
+	$(BIN)/evo run --model tiny --population 12 --generations 30 --time-budget 4m \
+		--out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests

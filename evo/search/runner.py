@@ -48,7 +48,8 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
     config = RunConfig.load(folder)
     lock = RunLock(folder)
     try:
-        store = RunStore.open(folder)
+        # A run killed between writing its config and creating its store has no store yet.
+        store = RunStore.open(folder) if (folder / DB_NAME).exists() else RunStore.create(folder)
         checkpoint = store.last_checkpoint()
         done = checkpoint.generation if checkpoint else -1
         if generations is not None:
