@@ -15,6 +15,8 @@ COMMANDS: dict[str, str] = {
     "genome": "genome",
     "run": "run",
     "resume": "resume",
+    "status": "status",
+    "lineage": "lineage",
 }
 
 

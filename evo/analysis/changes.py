@@ -1,0 +1,94 @@
+"""What one step of a lineage changed: the genes added, removed, changed or moved in
+each slot, from the parent's genome to the child's (so crossovers are covered too)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any
+
+from genomes.genes import Gene
+from genomes.genome import LayerGenome, NetworkGenome
+
+# The paper's names for the three new convolutions, and readable names for the rest.
+GENE_TITLES = {
+    "bottleneck": "bottleneck",
+    "group": "grouping",
+    "depthwise": "depthwise",
+    "split_channels": "Seq1 split_channels",
+    "unroll_channels": "Seq2 unroll_channels",
+    "split_rows": "Seq3 split_rows",
+}
+
+
+def gene_title(name: str) -> str:
+    """The name a gene kind is reported under (e.g. `Seq1 split_channels`)."""
+    return GENE_TITLES.get(name, name)
+
+
+@dataclass(frozen=True)
+class GeneChange:
+    """One edit in a slot: `action` is added, removed, changed or moved."""
+
+    slot: str
+    action: str
+    gene: Gene
+    old: Gene | None = None
+
+    @property
+    def names(self) -> set[str]:
+        """The gene kinds this edit touches."""
+        return {self.gene.name} | ({self.old.name} if self.old is not None else set())
+
+    def describe(self) -> str:
+        if self.action == "changed" and self.old is not None:
+            return f"{self.slot}: ~ {self.old.label()} -> {self.gene.label()}"
+        sign = {"added": "+", "removed": "-", "moved": "<>"}[self.action]
+        return f"{self.slot}: {sign} {self.gene.label()}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"slot": self.slot, "action": self.action, "gene": self.gene.to_json()}
+        if self.old is not None:
+            out["old"] = self.old.to_json()
+        return out
+
+
+def genome_changes(parent: NetworkGenome, child: NetworkGenome) -> list[GeneChange]:
+    """Every edit that turns `parent` into `child`, slot by slot (sorted by slot id)."""
+    out: list[GeneChange] = []
+    for slot in sorted(set(parent.layers) | set(child.layers)):
+        out += layer_changes(slot, parent.layer(slot), child.layer(slot))
+    return out
+
+
+def layer_changes(slot: str, before: LayerGenome, after: LayerGenome) -> list[GeneChange]:
+    """The edits from `before` to `after`: a same-kind replacement is `changed` (a
+    perturbed parameter), the same genes in another order are `moved`."""
+    a, b = list(before.genes), list(after.genes)
+    if a == b:
+        return []
+    keys_a, keys_b = [g.to_json() for g in a], [g.to_json() for g in b]
+    if sorted(map(repr, keys_a)) == sorted(map(repr, keys_b)):
+        return [GeneChange(slot, "moved", g) for g, h in zip(b, a, strict=True) if g != h]
+    out: list[GeneChange] = []
+    matcher = SequenceMatcher(a=[repr(k) for k in keys_a], b=[repr(k) for k in keys_b],
+                              autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        old, new = a[i1:i2], b[j1:j2]
+        if op == "replace" and len(old) == len(new) and all(
+                o.name == n.name for o, n in zip(old, new, strict=True)):
+            out += [GeneChange(slot, "changed", n, o) for o, n in zip(old, new, strict=True)]
+            continue
+        out += [GeneChange(slot, "removed", g) for g in old]
+        out += [GeneChange(slot, "added", g) for g in new]
+    return out
+
+
+def changed_names(changes: list[GeneChange]) -> list[str]:
+    """The distinct gene kinds a step touched, in a stable order."""
+    names: set[str] = set()
+    for change in changes:
+        names |= change.names
+    return sorted(names)

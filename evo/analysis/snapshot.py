@@ -1,0 +1,107 @@
+"""A consistent, read-only picture of a run folder, safe while the run is going.
+
+The store is opened read-only (SQLite WAL: readers never block the writer). The
+generations are read first; since a generation's individuals and evaluations are
+committed in the same transaction as its checkpoint, everything the last read
+checkpoint refers to is present when individuals and evaluations are read next.
+Anything newer than that checkpoint is dropped, so the picture is one finished
+generation, never half of one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evo.errors import UsageError
+from evo.search.config import CONFIG_NAME, RunConfig
+from evo.store.lock import holder_pid
+from evo.store.records import Checkpoint, Evaluation, Individual
+from evo.store.run_store import DB_NAME, RunStore
+
+ORIGINAL_ID = 1
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """What a run folder held when it was read."""
+
+    folder: Path
+    config: RunConfig
+    individuals: dict[int, Individual] = field(default_factory=dict)
+    evaluations: dict[int, Evaluation] = field(default_factory=dict)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    finished_at: dict[int, float] = field(default_factory=dict)
+    holder: int | None = None
+
+    @property
+    def last(self) -> Checkpoint | None:
+        return self.checkpoints[-1] if self.checkpoints else None
+
+    @property
+    def best(self) -> int | None:
+        return self.last.best if self.last else None
+
+    @property
+    def front(self) -> tuple[int, ...]:
+        return self.last.front if self.last else ()
+
+    @property
+    def original(self) -> Evaluation | None:
+        return self.evaluations.get(ORIGINAL_ID)
+
+    @property
+    def original_ms(self) -> float | None:
+        original = self.original
+        return original.latency_ms if original is not None and original.feasible else None
+
+    def individual(self, ident: int) -> Individual:
+        """The individual `ident`, or a UsageError naming the ids this run has."""
+        if ident not in self.individuals:
+            known = (f"ids 1..{max(self.individuals)}" if self.individuals
+                     else "no individuals yet")
+            raise UsageError(f"{self.folder}: no individual {ident} ({known})")
+        return self.individuals[ident]
+
+    def resolve(self, ident: int | None) -> int:
+        """`ident`, or the best legal individual when None."""
+        if ident is not None:
+            self.individual(ident)
+            return ident
+        if self.best is None:
+            raise UsageError(f"{self.folder}: no legal individual yet; pass --id")
+        return self.best
+
+
+def load_run(folder: str | Path) -> RunSnapshot:
+    """Read a run folder (finished, running or interrupted) without writing to it.
+
+    Raises UsageError for a path that is not a run folder or a store that is not
+    an evo run store.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such run folder")
+    if not (folder / CONFIG_NAME).exists() and not (folder / DB_NAME).exists():
+        raise UsageError(f"{folder}: not a run folder (no {CONFIG_NAME} or {DB_NAME})")
+    config = RunConfig.load(folder)
+    holder = holder_pid(folder)
+    if not (folder / DB_NAME).exists():  # killed before its store was created
+        return RunSnapshot(folder, config, holder=holder)
+    store = RunStore.open(folder, readonly=True)
+    try:
+        sessions = store.sessions()
+        checkpoints = store.checkpoints()
+        finished = dict(store.generation_times())
+        individuals = store.individuals()
+        evaluations = store.evaluations()
+    finally:
+        store.close()
+    last = checkpoints[-1].generation if checkpoints else -1
+    individuals = {i: ind for i, ind in individuals.items() if ind.generation <= last}
+    evaluations = {i: e for i, e in evaluations.items() if i in individuals}
+    finished = {g: t for g, t in finished.items() if g <= last}
+    return RunSnapshot(folder, config, individuals, evaluations, checkpoints, sessions,
+                       finished, holder)
