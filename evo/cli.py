@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "resume": "resume",
     "status": "status",
     "lineage": "lineage",
+    "measure": "measure",
+    "bench-measure": "bench_measure",
 }
 
 

@@ -1,0 +1,73 @@
+"""`evo bench-measure`: how fast and how repeatable measurement is on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = ("Benchmark measurement: new layer programs built and measured per hour with --jobs 1 "
+        "and --jobs 2, and the spread of repeated measurements of one program.")
+
+GOAL_PER_HOUR = 1500
+GOAL_SPREAD = 0.03
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layers", type=int, default=40, metavar="N",
+                        help="random layer programs to build and measure per --jobs value "
+                             "(default 40)")
+    parser.add_argument("--seconds", type=float, default=300.0, metavar="S",
+                        help="stop each throughput run after S seconds (default 300)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], metavar="N",
+                        help="build worker counts to compare (default: 1 2)")
+    parser.add_argument("--repeats", type=int, default=10, metavar="R",
+                        help="times to measure the one program for the spread (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--target", metavar="JSON",
+                        help="TVM target as JSON (default: llvm for this CPU)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from evo.errors import UsageError
+    from evo.measure.bench import measure_repeatability, measure_throughput
+    from evo.target import make_target
+
+    if args.layers < 1 or args.seconds <= 0 or args.repeats < 2 or min(args.jobs) < 1:
+        raise UsageError("--layers >= 1, --seconds > 0, --repeats >= 2 and --jobs >= 1 please")
+    make_target(args.target)  # a bad --target is a usage error before anything starts
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    throughputs = []
+    for jobs in args.jobs:
+        log(f"throughput with --jobs {jobs} ...")
+        throughputs.append(measure_throughput(jobs, args.layers, args.seconds, seed=args.seed,
+                                              target=args.target, log=log))
+    log(f"repeatability: one program measured {args.repeats} times ...")
+    repeat = measure_repeatability(args.repeats, target=args.target)
+    if args.json:
+        print(json.dumps({
+            "throughput": [{"jobs": t.jobs, "programs": t.programs, "errors": t.errors,
+                            "seconds": round(t.seconds, 2), "startup_s": round(t.startup_s, 2),
+                            "per_hour": round(t.per_hour)} for t in throughputs],
+            "repeat": {"medians_ms": [round(m, 4) for m in repeat.medians_ms],
+                       "spread": round(repeat.spread, 4), "threads": repeat.threads},
+        }))
+        return 0
+    print(f"{'jobs':>4}  {'programs':>8}  {'errors':>6}  {'seconds':>8}  {'startup s':>9}  "
+          f"{'per hour':>8}")
+    for t in throughputs:
+        print(f"{t.jobs:>4}  {t.programs:>8}  {t.errors:>6}  {t.seconds:>8.1f}  "
+              f"{t.startup_s:>9.1f}  {t.per_hour:>8.0f}")
+    best = max(t.per_hour for t in throughputs)
+    print(f"best: {best:.0f} programs/hour (goal >= {GOAL_PER_HOUR}: "
+          f"{'met' if best >= GOAL_PER_HOUR else 'NOT met'})")
+    medians = ", ".join(f"{m:.3f}" for m in repeat.medians_ms)
+    print(f"repeat: one program ({repeat.threads} threads) measured {len(repeat.medians_ms)} "
+          f"times: {medians} ms")
+    print(f"repeat spread (max-min)/median: {100 * repeat.spread:.1f}% (goal <= "
+          f"{100 * GOAL_SPREAD:.0f}%: {'met' if repeat.spread <= GOAL_SPREAD else 'NOT met'})")
+    return 0
