@@ -260,6 +260,10 @@ class Search:
         legal = sum(state.evaluations[i.id].legal for i in new)
         best_ms = state.evaluations[best].latency_ms if best is not None else None
         original = state.original_latency
+        template = next((i for i, ind in state.individuals.items()
+                         if ind.operator == "initial:template"), None)
+        template_ms = (state.evaluations[template].latency_ms
+                       if template is not None and state.evaluations[template].feasible else None)
         return {
             "generation": state.generation,
             "new": len(new),
@@ -269,6 +273,8 @@ class Search:
             "best_ms": best_ms,
             "original_ms": original,
             "speedup": original / best_ms if original and best_ms else None,
+            "template_ms": template_ms,
+            "speedup_vs_template": template_ms / best_ms if template_ms and best_ms else None,
             "front_size": len(front),
             "elapsed_s": state.elapsed_s,
         }

@@ -91,6 +91,8 @@ def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet
         evals.reset()
         best = f"{log['best_ms']:.3f}ms" if log["best_ms"] is not None else "none"
         speedup = f"{log['speedup']:.2f}x" if log["speedup"] else "-"
+        if log.get("speedup_vs_template"):
+            speedup += f" ({log['speedup_vs_template']:.2f}x vs template)"
         bar.set_postfix_str(f"gen {log['generation']} best {best} speedup {speedup} "
                             f"legal {log['legal_share']:.0%} evals {log['evaluations']}")
         if quiet:
@@ -129,6 +131,16 @@ def _summary(state: SearchState, folder: Path, reason: str) -> None:
         ms = state.evaluations[best].latency_ms
         print(f"best legal: individual {best}, {ms:.4f} ms, "
               f"{state.original_latency / ms:.2f}x faster than the original "
-              f"({state.original_latency:.4f} ms)")
+              f"({state.original_latency:.4f} ms, unscheduled loops)")
+        template = next((i for i, ind in state.individuals.items()
+                         if ind.operator == "initial:template"), None)
+        if template is not None and state.evaluations[template].feasible:
+            t_ms = state.evaluations[template].latency_ms
+            print(f"            {t_ms / ms:.2f}x faster than the original with the template "
+                  f"schedule ({t_ms:.4f} ms)")
+    quoted = shlex.quote(str(folder))
     if reason not in ("completed", "time budget"):
-        print(f"resume with: evo resume {shlex.quote(str(folder))}")
+        print(f"resume with: evo resume {quoted}")
+    elif state.generation >= 0:
+        print(f"study it with: evo status {quoted} ; evo lineage {quoted} --best ; "
+              f"evo report {quoted}")

@@ -8,9 +8,9 @@ the engine passes in; nothing here keeps random state of its own.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -52,14 +52,23 @@ class CachedView:
                  decode: Callable[[NetworkGenome], tuple[dict[str, LayerSpec], str | None]],
                  cache_size: int = 4096) -> None:
         self._slots = tuple(slots)
-        self._decode = lru_cache(maxsize=cache_size)(lambda key, genome: decode(genome))
+        self._decode = decode
+        self._cache: OrderedDict[str, tuple[dict[str, LayerSpec], str | None]] = OrderedDict()
+        self._cache_size = cache_size
 
     @property
     def slots(self) -> Sequence[SlotLike]:
         return self._slots
 
     def _decoded(self, genome: NetworkGenome) -> tuple[dict[str, LayerSpec], str | None]:
-        return self._decode(genome.hash(), genome)
+        key = genome.hash()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        decoded = self._cache[key] = self._decode(genome)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return decoded
 
     def spec_of(self, genome: NetworkGenome, slot_id: str) -> LayerSpec | None:
         specs, error = self._decoded(genome)
