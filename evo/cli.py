@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "resume": "resume",
     "status": "status",
     "lineage": "lineage",
+    "report": "report",
+    "export": "export",
+    "train": "train",
     "measure": "measure",
     "bench-measure": "bench_measure",
 }

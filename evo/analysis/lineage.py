@@ -93,8 +93,23 @@ def format_lineage(snap: RunSnapshot, steps: list[Step]) -> str:
         lines.append(f"{head}\n        {values}")
         if step.evaluation is not None and step.evaluation.error:
             lines.append(f"        error: {step.evaluation.error.splitlines()[0][:200]}")
-        lines += [f"        {c.describe()}" for c in step.changes]
+        lines += [f"        {text}" for text in grouped_edits(step.changes)]
     return "\n".join(lines)
+
+
+def grouped_edits(changes: tuple[GeneChange, ...]) -> list[str]:
+    """One line per slot and kind of edit: `conv1: + tile(co, 8) ; vectorize(ow)`."""
+    groups: dict[tuple[str, str], list[GeneChange]] = {}
+    for change in changes:
+        groups.setdefault((change.slot, change.action), []).append(change)
+    lines = []
+    for (slot, action), members in groups.items():
+        if action == "changed":
+            lines += [c.describe() for c in members]
+            continue
+        sign = {"added": "+", "removed": "-", "moved": "<>"}[action]
+        lines.append(f"{slot}: {sign} " + " ; ".join(c.gene.label() for c in members))
+    return lines
 
 
 def lineage_json(steps: list[Step]) -> list[dict[str, Any]]:
@@ -139,9 +154,9 @@ def lineage_dot(snap: RunSnapshot, steps: list[Step]) -> str:
     for step in steps:
         if step.parent is None:
             continue
-        edits = [c.describe() for c in step.changes]
+        edits = grouped_edits(step.changes)
         if len(edits) > 6:
-            edits = edits[:6] + [f"... {len(step.changes) - 6} more"]
+            edits = edits[:6] + [f"... {len(edits) - 6} more slots"]
         label = step.individual.operator + "\\l" + "".join(_escape(e) + "\\l" for e in edits)
         out.append(f'  n{step.parent} -> n{step.id} [label="{label}"];')
         for other in step.others:

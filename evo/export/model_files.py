@@ -1,0 +1,143 @@
+"""A transformed network on disk, loadable without the run store:
+
+    DIR/model.json    the model (zoo name or a copied model file), input shape, seed
+    DIR/genome.json   the network genome
+    DIR/weights.pt    the module's state_dict (torch.save; read with weights_only=True)
+
+`load_model(DIR)` rebuilds the network from the model and genome and loads the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from evo.errors import UsageError
+from genomes.genes import GenomeFormatError
+from genomes.genome import NetworkGenome
+
+FORMAT = "evo-model"
+VERSION = 1
+MODEL_JSON, GENOME_JSON, WEIGHTS = "model.json", "genome.json", "weights.pt"
+
+
+def portable_model(model: str, out: Path) -> str:
+    """The model string to record in `out`: a model file (`path.py:factory`) is copied
+    into `out` and named relative to it; zoo names and modules stay as they are."""
+    from evo.networks.zoo import ZOO
+
+    if model in ZOO or ":" not in model:
+        return model
+    where, name = model.rsplit(":", 1)
+    if not (where.endswith(".py") or "/" in where or "\\" in where):
+        return model
+    source = Path(where)
+    if not source.is_file():
+        raise UsageError(f"model file {source}: no such file (needed to export the model)")
+    shutil.copyfile(source, out / source.name)
+    return f"{source.name}:{name}"
+
+
+def save_model(out: str | Path, model: str, input_shape: tuple[int, ...], seed: int,
+               genome: NetworkGenome, module: nn.Module,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write model.json, genome.json and weights.pt for `module` into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"format": FORMAT, "version": VERSION, "model": portable_model(model, out),
+            "input_shape": list(input_shape), "seed": seed, **(extra or {})}
+    (out / GENOME_JSON).write_text(json.dumps(genome.to_json(), indent=2) + "\n")
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    temporary = out / (WEIGHTS + ".partial")
+    torch.save(state, temporary)
+    temporary.replace(out / WEIGHTS)
+    (out / MODEL_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def read_model_info(path: str | Path) -> dict[str, Any]:
+    """model.json of an exported model, checked."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such model folder")
+    info_path = folder / MODEL_JSON
+    try:
+        info = json.loads(info_path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{folder}: not an exported model (no {MODEL_JSON})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{info_path}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise UsageError(f"{info_path}: not an evo model description")
+    if info.get("version") != VERSION:
+        raise UsageError(f"{info_path}: format version {info.get('version')!r}, this evo "
+                         f"reads {VERSION}")
+    shape = info.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 4 and all(
+            isinstance(v, int) and v > 0 for v in shape)):
+        raise UsageError(f"{info_path}: input_shape must be 4 positive integers")
+    if not isinstance(info.get("model"), str) or not isinstance(info.get("seed"), int):
+        raise UsageError(f"{info_path}: needs a model name and an integer seed")
+    return info
+
+
+def build_model(path: str | Path) -> tuple[nn.Module, dict[str, Any], NetworkGenome]:
+    """The freshly initialised transformed module described by an exported folder."""
+    from evo.networks import load_network, transform_network
+
+    folder = Path(path)
+    info = read_model_info(folder)
+    try:
+        genome = NetworkGenome.from_json(json.loads((folder / GENOME_JSON).read_text()))
+    except FileNotFoundError:
+        raise UsageError(f"{folder}: not an exported model (no {GENOME_JSON})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, GenomeFormatError) as exc:
+        raise UsageError(f"{folder / GENOME_JSON}: {exc}") from None
+    model = info["model"]
+    where = model.rsplit(":", 1)[0]
+    if ":" in model and where.endswith(".py") and not Path(where).is_absolute():
+        model = f"{folder / where}:{model.rsplit(':', 1)[1]}"
+    network = load_network(model, tuple(info["input_shape"]), seed=info["seed"])
+    transform = transform_network(network, genome, seed=info["seed"])
+    if transform.error is not None:
+        raise UsageError(f"{folder / GENOME_JSON}: does not apply to {info['model']} "
+                         f"({transform.error})")
+    return transform.module, info, genome
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict saved with torch.save, read with `weights_only=True` (no pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such weights file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
+            OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()
+        raise UsageError(f"{path}: not a weights file evo can read safely "
+                         f"({type(exc).__name__}: {first[0][:120] if first else ''})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in
+                                              state.values()):
+        raise UsageError(f"{path}: expected a state_dict of tensors")
+    return state
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """The transformed PyTorch model exported to `path` (by `evo export` or `evo train`),
+    with its saved weights, in eval mode. Needs neither the run store nor TVM."""
+    module, _, _ = build_model(path)
+    state = load_weights(Path(path) / WEIGHTS)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UsageError(f"{Path(path) / WEIGHTS}: does not fit the model "
+                         f"({str(exc).strip().splitlines()[0][:200]})") from None
+    return module.eval()
