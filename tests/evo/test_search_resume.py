@@ -48,10 +48,12 @@ def _final_state(folder: Path) -> dict:
 def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     cache = tmp_path / "cache.sqlite"
     straight = tmp_path / "straight"
+    started = time.monotonic()
     done = subprocess.run([*EVO, "run", *RUN_ARGS, "--out", str(straight), "--cache",
                            str(cache)], env=_env(cache), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
+    wall = time.monotonic() - started  # kill within the span a whole run takes here
     expected = _final_state(straight)
     assert expected["last"][0] == 6
 
@@ -61,14 +63,15 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path: P
     kills = 0
     for _ in range(12):
         process = _start(command, cache)
-        time.sleep(float(rng.uniform(0.5, 6.0)))
+        time.sleep(float(rng.uniform(0.3, 0.95)) * wall)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.communicate(timeout=60)
         if process.returncode == 0:
             break
-        command = ["resume", str(killed), "--quiet"]
+        if (killed / "config.json").exists():  # else killed before the folder existed
+            command = ["resume", str(killed), "--quiet"]
     else:
         final = subprocess.run([*EVO, "resume", str(killed), "--quiet"], env=_env(cache),
                                capture_output=True, text=True, timeout=600)
@@ -81,7 +84,8 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path: P
 def test_sigint_checkpoints_and_prints_resume_command(tmp_path: Path) -> None:
     cache = tmp_path / "cache.sqlite"
     folder = tmp_path / "run"
-    args = [*RUN_ARGS[:-3], "1000", "--quiet"]  # more generations than it will reach
+    args = ["--model", "tiny", "--evaluator", "analytic", "--population", "8",
+            "--generations", "1000", "--quiet"]  # more generations than it will reach
     process = subprocess.Popen([*EVO, "run", *args, "--out", str(folder), "--cache",
                                 str(cache)], env=_env(cache), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
