@@ -141,5 +141,7 @@ def serve(runner: str | None, threads: int | None) -> None:
 
 
 if __name__ == "__main__":
+    # tvm_ffi imports torch when it can (seconds of start-up, never needed here)
+    sys.modules.setdefault("torch", None)
     _threads = os.environ.get("TVM_NUM_THREADS")
     serve(sys.argv[1] if len(sys.argv) > 1 else None, int(_threads) if _threads else None)
