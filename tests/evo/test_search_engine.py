@@ -1,0 +1,158 @@
+"""The search loop in-process on the `tiny` network with the analytic evaluator:
+seeds, lineage, feasibility, duplicate reuse, strategies, determinism, bad run folders."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from evo.cli import main
+from evo.search.config import RunConfig
+from evo.search.engine import Budget, Search
+from evo.search.evaluate import build_context
+from evo.search.selection import best_feasible, standings
+from evo.store.run_store import RunStore
+
+
+def _search(tmp_path: Path, name: str, **overrides) -> tuple[Search, RunStore]:
+    options = {"model": "tiny", "evaluator": "analytic", "population": 8, "generations": 4,
+               "cache": str(tmp_path / "cache.sqlite"), **overrides}
+    config = RunConfig(**options)
+    folder = tmp_path / name
+    folder.mkdir()
+    store = RunStore.create(folder)
+    context = build_context(config)
+    search = Search(config, store, context.variation, context.evaluate, chunk=context.chunk)
+    reason = search.run(Budget(config.generations + 1), lambda: None)
+    assert reason == "completed"
+    return search, store
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("engine")
+    return _search(tmp, "nsga2")
+
+
+def test_generation_zero_is_original_template_and_mutants(finished) -> None:
+    _, store = finished
+    individuals = store.individuals()
+    first = [i for i in individuals.values() if i.generation == 0]
+    assert first[0].id == 1 and first[0].operator == "original" and not first[0].genome.layers
+    assert first[1].operator == "initial:template"
+    assert {i.operator for i in first[2:]} <= {"initial:program", "initial:any"}
+    assert "initial:program" in {i.operator for i in first}
+    assert all(i.parents == (1,) for i in first[1:])
+    program = [i for i in first if i.operator == "initial:program"]
+    assert all(not i.genome.neural.layers for i in program)
+
+
+def test_children_record_parents_operator_and_gene(finished) -> None:
+    _, store = finished
+    individuals = store.individuals()
+    children = [i for i in individuals.values() if i.generation > 0]
+    assert children
+    for child in children:
+        assert child.parents and all(p < child.id for p in child.parents)
+        steps = child.operator.split("+")
+        assert set(steps) <= {"crossover_slots", "crossover_one_point", "insert", "delete",
+                              "replace", "perturb", "swap"}
+        if steps[-1] in ("insert", "replace", "perturb"):
+            mutation = child.detail["mutation"]
+            assert mutation["slot"] in {s for s in child.genome.layers} | {mutation["slot"]}
+            assert "added" in mutation
+        if steps[0].startswith("crossover"):
+            assert len(child.parents) == 2
+
+
+def test_evaluations_are_values_and_front_is_feasible(finished) -> None:
+    search, store = finished
+    evaluations = store.evaluations()
+    individuals = store.individuals()
+    assert set(evaluations) == set(individuals)
+    for e in evaluations.values():
+        if e.latency_ms is not None:
+            assert e.legal and e.violation == 0.0 and math.isfinite(e.latency_ms)
+        if e.violation is not None and e.violation > 0:
+            assert e.latency_ms is None  # illegal candidates are not measured
+    checkpoint = store.last_checkpoint()
+    assert checkpoint.generation == 4
+    assert all(evaluations[i].feasible for i in checkpoint.front)
+    assert checkpoint.best == best_feasible(list(individuals), evaluations)
+    assert len(checkpoint.population) == 8
+    log = checkpoint.logbook
+    assert log["original_ms"] == evaluations[1].latency_ms
+    assert log["best_ms"] <= log["original_ms"]
+
+
+def test_duplicates_reuse_results(finished) -> None:
+    search, store = finished
+    individuals = store.individuals()
+    hashes = [i.hash for i in individuals.values()]
+    assert search.state.evaluation_count == len(set(hashes))
+    evaluations = store.evaluations()
+    by_hash: dict[str, float | None] = {}
+    for ident, individual in individuals.items():
+        latency = evaluations[ident].latency_ms
+        assert by_hash.setdefault(individual.hash, latency) == latency
+
+
+def test_feasible_beats_infeasible_and_smaller_violation_wins(finished) -> None:
+    _, store = finished
+    evaluations = store.evaluations()
+    ids = list(evaluations)
+    ranks = standings(ids, evaluations)
+    feasible = [i for i in ids if evaluations[i].feasible]
+    infeasible = [i for i in ids if not evaluations[i].feasible]
+    for f in feasible:
+        for i in infeasible:
+            assert ranks[f].key() < ranks[i].key()
+    ordered = sorted(infeasible, key=lambda i: ranks[i].key())
+    penalties = [evaluations[i].penalty for i in ordered]
+    assert penalties == sorted(penalties)
+
+
+@pytest.mark.parametrize("strategy", ["aging", "ga"])
+def test_other_strategies_run(tmp_path: Path, strategy: str) -> None:
+    search, store = _search(tmp_path, strategy, strategy=strategy, generations=2)
+    assert store.last_checkpoint().generation == 2
+    assert store.last_checkpoint().best is not None
+
+
+def test_same_seed_same_run_other_seed_differs(tmp_path: Path, finished) -> None:
+    _, reference = finished
+    again, store = _search(tmp_path, "again")
+    other, other_store = _search(tmp_path, "other", seed=5)
+
+    def genomes(s: RunStore) -> list[str]:
+        return [i.genome.canonical() for i in s.individuals().values()]
+
+    assert genomes(store) == genomes(reference)
+    assert genomes(other_store) != genomes(reference)
+
+
+def test_bad_run_folders_are_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["resume", str(tmp_path / "missing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(RunConfig().to_json()))
+    (folder / "run.sqlite").write_bytes(b"this is not a database" * 100)
+    assert main(["resume", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not an evo run store" in err and len(err.splitlines()) == 1
+    (folder / "config.json").write_text("{not json")
+    assert main(["resume", str(folder)]) == 2
+    assert "config.json: unreadable" in capsys.readouterr().err
+    for argv, message in [
+        (["run", "--out", str(tmp_path / "x"), "--population", "1"], "--population"),
+        (["run", "--out", str(tmp_path / "x"), "--time-budget", "soon"], "--time-budget"),
+        (["run", "--out", str(tmp_path / "x"), "--model", "nope"], "nope"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
