@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "measure": "measure",
     "bench-measure": "bench_measure",
+    "slots": "slots",
+    "fisher": "fisher",
 }
 
 

@@ -27,6 +27,7 @@ from torch import fx, nn
 
 from evo.errors import UsageError
 from evo.networks.base import Slot
+from evo.networks.threads import torch_threads
 from genomes.genes import NEURAL_GENES, PROGRAM_GENES
 from genomes.spec import LayerSpec, SpecError
 
@@ -101,7 +102,7 @@ def _conv_inputs(module: nn.Module, input_shape: tuple[int, ...],
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             out = module(torch.zeros(input_shape))
     except Exception as exc:  # the user's model: any failure is bad input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -97,21 +97,28 @@ def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
 
 def build_module(network: Network, plans: dict[str, LayerPlan], bn_sizes: dict[str, int],
                  seed: int) -> nn.Module:
-    """A copy of the network with slot convs and shrunk BatchNorms replaced, re-initialised."""
-    module = copy.deepcopy(network.module)
+    """A copy of the network with slot convs and shrunk BatchNorms replaced, re-initialised.
+
+    The slot convs are not copied (they are replaced anyway); every other layer is copied
+    and reset with its `reset_parameters`, the new convs are initialised as they are
+    built, all in module order under `torch.manual_seed(seed)`.
+    """
+    skip = {id(network.module.get_submodule(slot_id)): nn.Identity() for slot_id in plans}
+    module = copy.deepcopy(network.module, memo=skip)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for slot_id, plan in plans.items():
-            old = module.get_submodule(slot_id)
+            old = network.module.get_submodule(slot_id)
             new = BiasedTransformedConv(plan) if old.bias is not None else to_torch(plan)
             module.set_submodule(slot_id, new)
         for name, size in bn_sizes.items():
             old = module.get_submodule(name)
             module.set_submodule(name, nn.BatchNorm2d(size, old.eps, old.momentum, old.affine,
                                                       old.track_running_stats))
+        fresh = {id(m) for slot_id in plans for m in module.get_submodule(slot_id).modules()}
         for m in module.modules():
             reset = getattr(m, "reset_parameters", None)
-            if callable(reset):
+            if id(m) not in fresh and callable(reset):
                 reset()
     module.train(network.module.training)
     return module
