@@ -187,3 +187,16 @@ def test_bad_paths_and_ids_give_one_line_and_exit_2(tmp_path: Path, capsys, argv
     assert main([a.format(**paths) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("evo ")
+
+
+@pytest.mark.parametrize("command", ["status", "lineage", "report", "export", "train"])
+def test_every_command_has_a_helpful_help(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: evo {command}" in text and len(text.splitlines()) > 5
+    from evo.cli import COMMANDS
+
+    module = __import__(f"evo.commands.{COMMANDS[command]}", fromlist=["HELP"])
+    assert module.HELP.split()[0] in text
