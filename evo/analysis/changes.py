@@ -70,20 +70,37 @@ def layer_changes(slot: str, before: LayerGenome, after: LayerGenome) -> list[Ge
     keys_a, keys_b = [g.to_json() for g in a], [g.to_json() for g in b]
     if sorted(map(repr, keys_a)) == sorted(map(repr, keys_b)):
         return [GeneChange(slot, "moved", g) for g, h in zip(b, a, strict=True) if g != h]
-    out: list[GeneChange] = []
     matcher = SequenceMatcher(a=[repr(k) for k in keys_a], b=[repr(k) for k in keys_b],
                               autojunk=False)
+    removed: list[Gene] = []
+    added: list[Gene] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
-        old, new = a[i1:i2], b[j1:j2]
-        if op == "replace" and len(old) == len(new) and all(
-                o.name == n.name for o, n in zip(old, new, strict=True)):
-            out += [GeneChange(slot, "changed", n, o) for o, n in zip(old, new, strict=True)]
-            continue
-        out += [GeneChange(slot, "removed", g) for g in old]
-        out += [GeneChange(slot, "added", g) for g in new]
+        if op != "equal":
+            removed += a[i1:i2]
+            added += b[j1:j2]
+    moved = [g for g in added if g in removed]
+    removed, added = _without(removed, moved), _without(added, moved)
+    out = [GeneChange(slot, "moved", g) for g in moved]
+    for new in list(added):  # same kind removed and added: a changed parameter
+        old = next((g for g in removed if g.name == new.name), None)
+        if old is not None:
+            removed.remove(old)
+            added.remove(new)
+            out.append(GeneChange(slot, "changed", new, old))
+    out += [GeneChange(slot, "removed", g) for g in removed]
+    out += [GeneChange(slot, "added", g) for g in added]
     return out
+
+
+def _without(genes: list[Gene], drop: list[Gene]) -> list[Gene]:
+    """`genes` minus one occurrence of each gene in `drop`."""
+    rest, pending = [], list(drop)
+    for gene in genes:
+        if gene in pending:
+            pending.remove(gene)
+        else:
+            rest.append(gene)
+    return rest
 
 
 def changed_names(changes: list[GeneChange]) -> list[str]:

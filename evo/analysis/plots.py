@@ -48,6 +48,9 @@ def plot_progress(snap: RunSnapshot, path: Path) -> Path:
         if snap.original_ms:
             ax.axhline(snap.original_ms, color="black", linestyle="--", linewidth=1,
                        label=f"original ({snap.original_ms:.4g} ms)")
+        if snap.template_ms:
+            ax.axhline(snap.template_ms, color="tab:gray", linestyle=":", linewidth=1.2,
+                       label=f"template schedule ({snap.template_ms:.4g} ms)")
         values = [p[2] for p in points] + ([snap.original_ms] if snap.original_ms else [])
         log = _wide(values)
         if points and snap.original_ms:
@@ -61,7 +64,7 @@ def plot_progress(snap: RunSnapshot, path: Path) -> Path:
         else:
             ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(loc="center right")
+        ax.legend(loc="best")
     from matplotlib.ticker import MaxNLocator
 
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -89,6 +92,11 @@ def plot_pareto(snap: RunSnapshot, path: Path) -> Path:
     if original is not None and original.feasible and original.fisher is not None:
         ax.scatter([original.latency_ms], [original.fisher], marker="*", s=260, color="black",
                    zorder=4, label="original network")
+    template = snap.template
+    if snap.template_ms and snap.evaluations[template].fisher is not None:
+        ax.scatter([snap.template_ms], [snap.evaluations[template].fisher], marker="s", s=70,
+                   facecolor="none", edgecolor="black", zorder=4,
+                   label=f"template schedule (#{template})")
     best = snap.best
     if best is not None and snap.evaluations[best].fisher is not None:
         e = snap.evaluations[best]
@@ -175,7 +183,7 @@ def plot_lineage(snap: RunSnapshot, steps: list[Step], path: Path) -> Path:
     ax.set_title(f"Lineage of #{steps[-1].id}: latency after each step, labelled with the "
                  "genes it edited")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     return _save(fig, path)
 
 

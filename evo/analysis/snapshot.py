@@ -57,6 +57,18 @@ class RunSnapshot:
         original = self.original
         return original.latency_ms if original is not None and original.feasible else None
 
+    @property
+    def template(self) -> int | None:
+        """The generation-0 individual with the template schedule on every conv, if any."""
+        return next((i for i, ind in self.individuals.items()
+                     if ind.operator == "initial:template"), None)
+
+    @property
+    def template_ms(self) -> float | None:
+        template = self.template
+        evaluation = self.evaluations.get(template) if template is not None else None
+        return evaluation.latency_ms if evaluation is not None and evaluation.feasible else None
+
     def individual(self, ident: int) -> Individual:
         """The individual `ident`, or a UsageError naming the ids this run has."""
         if ident not in self.individuals:

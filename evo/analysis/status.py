@@ -38,6 +38,9 @@ def run_status(snap: RunSnapshot) -> dict[str, Any]:
         "best_ms": best_ms,
         "original_ms": original_ms,
         "speedup": original_ms / best_ms if original_ms and best_ms else None,
+        "template_ms": snap.template_ms,
+        "speedup_vs_template": snap.template_ms / best_ms if snap.template_ms and best_ms
+        else None,
         "front_size": len(snap.front),
         "running": snap.holder is not None,
         "pid": snap.holder,
@@ -101,6 +104,9 @@ def format_status(status: dict[str, Any]) -> str:
         if s["speedup"]:
             best += f", {s['speedup']:.2f}x faster than the original ({s['original_ms']:.4f} ms)"
         rows.append(("best legal", best))
+        if s["speedup_vs_template"]:
+            rows.append(("", f"{s['speedup_vs_template']:.2f}x faster than the template schedule "
+                             f"({s['template_ms']:.4f} ms)"))
     rows.append(("pareto set", f"{s['front_size']} individual(s)"))
     rows.append(("running now", f"yes (pid {s['pid']})" if s["running"] else "no"))
     stop = s["last_stop"]

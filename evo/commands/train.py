@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="zoo name (tiny, resnet18, resnet34, resnext29_2x64d, "
                              "densenet161) or path/to/file.py:factory (default tiny)")
     parser.add_argument("--genome", metavar="FILE",
-                        help="network genome JSON to apply (e.g. from evo export); default: "
-                             "the original network")
+                        help="network genome JSON to apply, or a folder written by evo "
+                             "export; default: the original network")
     parser.add_argument("--data", required=True, metavar="SPEC",
                         help="cifar10:DIR (data_batch_*.bin + test_batch.bin) or npz:FILE "
                              "(x, y and optionally x_test, y_test)")
@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from evo.errors import UsageError
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     genome = NetworkGenome()
     if args.genome:
-        genome = load_genome_file(args.genome)
+        path = Path(args.genome)
+        genome = load_genome_file(path / "genome.json" if path.is_dir() else path)
         if not isinstance(genome, NetworkGenome):
             raise UsageError(f"--genome {args.genome}: a list of genes is a layer genome; "
                              "training needs a network genome ({\"schema\": 1, \"layers\": "

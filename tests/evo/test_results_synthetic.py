@@ -200,3 +200,13 @@ def test_every_command_has_a_helpful_help(command: str, capsys) -> None:
 
     module = __import__(f"evo.commands.{COMMANDS[command]}", fromlist=["HELP"])
     assert module.HELP.split()[0] in text
+
+
+def test_run_killed_before_its_store_existed(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "early"
+    folder.mkdir()
+    RunConfig(model="tiny").save(folder)
+    status = run_status(load_run(folder))
+    assert status["state"] == "not started" and status["generation"] is None
+    assert main(["lineage", str(folder)]) == 2
+    assert "no legal individual yet" in capsys.readouterr().err
