@@ -89,21 +89,34 @@ class Variation:
         self.max_attempts = max_attempts
         self.weights = slot_weights(view)
 
-    def seeds(self) -> list[Proposal]:
-        """Fixed members of generation 0 after the original: the template schedule on
-        every slot (program-only), if it decodes."""
+    def template(self) -> NetworkGenome | None:
+        """The original network with `TEMPLATE_SCHEDULE` on every slot that allows it,
+        or None if that does not decode."""
         genome = NetworkGenome()
         for slot in self.view.slots:
             if all(g.name in slot.allowed for g in TEMPLATE_SCHEDULE.genes):
                 genome = with_layer(genome, slot.id, TEMPLATE_SCHEDULE)
         if not genome.layers or self.view.check(genome) is not None:
+            return None
+        return genome
+
+    def seeds(self) -> list[Proposal]:
+        """Fixed members of generation 0 after the original: the template schedule on
+        every slot (program-only), if it decodes."""
+        genome = self.template()
+        if genome is None:
             return []
         return [Proposal(genome, (), "initial:template", {"slots": sorted(genome.layers)})]
 
     def initial(self, rng: np.random.Generator, program_only: bool) -> Proposal | None:
-        """A mutant of the original: `initial_genes` insertions, program genes only if
-        `program_only`; None if no valid mutant came out of this draw."""
-        genome = NetworkGenome()
+        """A mutant of the original network: the template schedule (where it applies)
+        plus `initial_genes` insertions, program genes only if `program_only`; None if
+        no valid mutant came out of this draw.
+
+        Mutants start from the template because a conv left as unscheduled loops is
+        tens of times slower than a scheduled one: mutants of the bare original would
+        all lose to the template and generation 0 would be wasted."""
+        genome = self.template() or NetworkGenome()
         added: list[dict] = []
         neural = self.neural and not program_only
         for _ in range(self.initial_genes):
