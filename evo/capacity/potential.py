@@ -71,7 +71,7 @@ class FisherPotential:
 
     def _compute(self, neural: NetworkGenome) -> FisherResult:
         self.computed += 1
-        transform = transform_network(self.network, neural, seed=self.seed)
+        transform = transform_network(self.network, neural, seed=self.seed, share_weights=True)
         if transform.error is not None or transform.module is None:
             return FisherResult(None, {}, transform.error)
         try:

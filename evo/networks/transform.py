@@ -5,23 +5,21 @@ original spec with `in_channels` reduced when an upstream bottleneck shrank the
 channels it reads. In the module, every slot conv becomes the `TransformedConv` of
 its plan (untouched slots too, as a one-piece plan), the BatchNorms after a
 bottleneck shrink with it, and every layer is re-initialised with PyTorch's default
-initialisation under `torch.manual_seed(seed)` (in a forked RNG), so the result
-depends only on the network, the genome and the seed.
+initialisation from a seed derived from `seed` and its name (`evo.networks.rebuild`),
+so the result depends only on the network, the genome and the seed.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 
-import torch
 from torch import nn
 
 from evo.networks.base import Network
+from evo.networks.rebuild import build_module
 from genomes.genome import NetworkGenome, decode_layer
 from genomes.plan import LayerPlan
 from genomes.spec import SpecError
-from genomes.torch_decoder import TransformedConv, to_torch
 
 
 @dataclass(frozen=True)
@@ -37,26 +35,12 @@ class NetworkTransform:
         return self.error is None
 
 
-class BiasedTransformedConv(TransformedConv):
-    """A `TransformedConv` plus the per-output-channel bias the original conv had."""
-
-    def __init__(self, plan: LayerPlan) -> None:
-        super().__init__(plan)
-        self.bias = nn.Parameter(torch.empty(plan.out_channels))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        fan_in = max(p.in_channels // p.groups for p in self.plan.pieces) * self.plan.spec.kernel**2
-        bound = fan_in ** -0.5
-        nn.init.uniform_(self.bias, -bound, bound)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) + self.bias.view(1, -1, 1, 1)
-
-
 def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
-                      plans_only: bool = False) -> NetworkTransform:
+                      plans_only: bool = False, share_weights: bool = False) -> NetworkTransform:
     """Plans for every slot (in slot order) and, unless `plans_only`, the new module.
+
+    `share_weights` lets untouched slots share cached weight tensors (faster; the module
+    must then be used read-only, as the Fisher Potential does).
 
     Never raises for a bad genome: an unknown slot, a gene not allowed at a slot, a
     gene whose precondition fails, or a grouped conv that cannot take the reduced
@@ -92,33 +76,5 @@ def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
             bn_sizes.update(dict.fromkeys(slot.shrinks, out))
     if plans_only:
         return NetworkTransform(None, plans)
-    return NetworkTransform(build_module(network, plans, bn_sizes, seed), plans)
-
-
-def build_module(network: Network, plans: dict[str, LayerPlan], bn_sizes: dict[str, int],
-                 seed: int) -> nn.Module:
-    """A copy of the network with slot convs and shrunk BatchNorms replaced, re-initialised.
-
-    The slot convs are not copied (they are replaced anyway); every other layer is copied
-    and reset with its `reset_parameters`, the new convs are initialised as they are
-    built, all in module order under `torch.manual_seed(seed)`.
-    """
-    skip = {id(network.module.get_submodule(slot_id)): nn.Identity() for slot_id in plans}
-    module = copy.deepcopy(network.module, memo=skip)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for slot_id, plan in plans.items():
-            old = network.module.get_submodule(slot_id)
-            new = BiasedTransformedConv(plan) if old.bias is not None else to_torch(plan)
-            module.set_submodule(slot_id, new)
-        for name, size in bn_sizes.items():
-            old = module.get_submodule(name)
-            module.set_submodule(name, nn.BatchNorm2d(size, old.eps, old.momentum, old.affine,
-                                                      old.track_running_stats))
-        fresh = {id(m) for slot_id in plans for m in module.get_submodule(slot_id).modules()}
-        for m in module.modules():
-            reset = getattr(m, "reset_parameters", None)
-            if id(m) not in fresh and callable(reset):
-                reset()
-    module.train(network.module.training)
-    return module
+    module = build_module(network, plans, bn_sizes, seed, share_weights)
+    return NetworkTransform(module, plans)

@@ -228,3 +228,16 @@ def test_plans_only_and_deterministic_weights():
     state, same, different = (t.module.state_dict() for t in (full, again, other))
     assert all(torch.equal(state[k], same[k]) for k in state)
     assert not torch.equal(state["conv2.convs.0.weight"], different["conv2.convs.0.weight"])
+
+
+def test_layers_keep_their_weights_when_another_slot_changes():
+    network = load_network("tiny")
+    base = transform_network(network, NetworkGenome(), seed=2).module.state_dict()
+    changed = transform_network(network, genome(layer1__conv1=[Group(groups=2)]),
+                                seed=2).module.state_dict()
+    shared = transform_network(network, NetworkGenome(), seed=2,
+                               share_weights=True).module.state_dict()
+    differ = {k for k in base if base[k].shape != changed[k].shape
+              or not torch.equal(base[k], changed[k])}
+    assert differ == {"layer1.conv1.convs.0.weight"}
+    assert all(torch.equal(base[k], shared[k]) for k in base)
