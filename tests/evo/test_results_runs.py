@@ -130,9 +130,11 @@ def test_commands_on_a_run_in_progress_and_after_sigkill(tmp_path: Path, capsys)
         assert status["running"] and status["pid"] == process.pid
         assert status["state"] == "running" and status["last_stop"] is None
         first = status["generation"]
-        for _ in range(2):  # reading never stops the writer
+        for attempt in range(2):  # reading never stops the writer
             assert main(["lineage", str(out)]) == 0
             assert main(["report", str(out)]) == 0
+            assert main(["export", str(out), "--no-tvm", "--out",
+                         str(tmp_path / f"during{attempt}")]) == 0
             capsys.readouterr()
         while cli_json(capsys, "status", str(out), "--json")["generation"] <= first + 1:
             assert process.poll() is None and time.monotonic() < deadline

@@ -92,7 +92,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    data = write_cifar(tmp_path / "cifar", train=640, test=64)
+    data = write_cifar(tmp_path / "cifar", train=384, test=32)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert main(command(data, straight, 3)) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
