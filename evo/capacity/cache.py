@@ -63,5 +63,9 @@ class FisherCache:
             self._db.close()
 
 
+# Bump when the measurement or the network rebuilding changes what a key's value is.
+MEASURE_VERSION = 1
+
+
 def _key_text(key: tuple) -> str:
-    return json.dumps([list(k) if isinstance(k, tuple) else k for k in key])
+    return json.dumps([MEASURE_VERSION, *(list(k) if isinstance(k, tuple) else k for k in key)])

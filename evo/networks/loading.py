@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,7 +64,7 @@ def check_input_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 def resolve_factory(model: str) -> tuple[Callable[[], object], str]:
     """The callable that builds `model`, and a string identifying the model exactly."""
     if model in ZOO:
-        return ZOO[model], f"zoo:{model}"
+        return ZOO[model], f"zoo:{model}@{_zoo_digest()}"
     if ":" not in model:
         raise UsageError(f"unknown model {model!r} (zoo: {', '.join(ZOO)}; "
                          f"or path/to/file.py:factory or package.module:factory)")
@@ -80,6 +81,15 @@ def resolve_factory(model: str) -> tuple[Callable[[], object], str]:
     if not callable(factory):
         raise UsageError(f"model {model}: {name!r} is a {type(factory).__name__}, not callable")
     return factory, f"{identity}:{name}"
+
+
+def _zoo_digest() -> str:
+    """A hash of every zoo network's source file (tiny reuses resnet's block, and so on)."""
+    files = sorted({inspect.getsourcefile(factory) or "" for factory in ZOO.values()})
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(Path(name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _load_file(path: Path):

@@ -271,3 +271,11 @@ def test_bad_batch_and_threads(tiny):
         FisherPotential(tiny, batch=1)
     with pytest.raises(UsageError, match="threads"):
         FisherPotential(tiny, threads=0)
+
+
+def test_model_without_logits_output_is_a_usage_error(tmp_path):
+    path = tmp_path / "dense.py"
+    path.write_text("from torch import nn\n\ndef build():\n    return nn.Conv2d(3, 4, 3)\n")
+    network = load_network(f"{path}:build")
+    with pytest.raises(UsageError, match=r"is not \(batch, classes\) logits"):
+        FisherPotential(network)
