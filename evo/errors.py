@@ -7,9 +7,12 @@ class UsageError(ValueError):
     """Bad input from the user: a wrong path, option, model, genome or run folder."""
 
 
+class TargetError(ValueError):
+    """A --target option that is not a valid TVM target."""
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Every exception type that means "bad input" rather than a bug."""
-    from evo.target import TargetError
     from genomes.genes import GenomeFormatError
     from genomes.spec import SpecError
 

@@ -7,9 +7,7 @@ from typing import Any
 
 import tvm
 
-
-class TargetError(ValueError):
-    """A --target option that is not a valid TVM target."""
+from evo.errors import TargetError
 
 
 def host_target_config() -> dict[str, Any]:
