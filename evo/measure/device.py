@@ -8,14 +8,16 @@ it is ready and how many threads the runtime really uses.
 
 Without RUNNER it times on this machine's CPU. With `rpc://HOST:PORT/KEY` it
 asks the TVM RPC tracker at HOST:PORT for a device registered under KEY, uploads
-each library there and times it remotely (the remote runtime's thread count is
-set when `threads` is given, else reported as the device's default).
+each library there and times it remotely. The remote runtime uses at most the
+server's own maximum thread count (start `rpc_server` with `TVM_NUM_THREADS=N`);
+`threads`, when given, lowers it, and the count really used is reported.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +72,19 @@ class RpcDevice:
     def __init__(self, address: RpcAddress, threads: int | None) -> None:
         from tvm import rpc
 
+        try:  # TVM itself would retry a refused connection for a minute
+            socket.create_connection((address.host, address.port), timeout=10).close()
+        except OSError as exc:
+            raise ConnectionError(f"cannot reach the RPC tracker at {address.host}:"
+                                  f"{address.port} ({exc.strerror or exc})") from None
         tracker = rpc.connect_tracker(address.host, address.port)
+        if address.key not in tracker.summary()["queue_info"]:
+            raise LookupError(f"no RPC server is registered under key {address.key!r} at "
+                              f"{address.host}:{address.port}")
         self.session = tracker.request(address.key, priority=1, session_timeout=0)
         self.device = self.session.cpu(0)
-        if threads:
-            configure = self.session.get_function("runtime.config_threadpool")
-            configure(-3, threads, [str(i) for i in range(threads)])  # -3: share all cores
+        if threads:  # at most the server's own maximum (its TVM_NUM_THREADS)
+            self.session.get_function("runtime.config_threadpool")(1, threads)  # 1: big cores
         self.threads = int(self.session.get_function("runtime.NumThreads")())
 
     def load(self, library: Path):

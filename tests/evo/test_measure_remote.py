@@ -1,0 +1,127 @@
+"""Beyond one process: timing through a real TVM RPC tracker and server, and builds on
+a real Dask cluster (scheduler and worker processes), all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from evo.measure import LayerJob, make_evaluator
+from evo.measure.build import FAULT_ENV
+from genomes.genome import LayerGenome
+from genomes.spec import LayerSpec
+
+SPEC = LayerSpec(8, 8, 8, 8, 3, 1)
+TILED = LayerGenome.from_json([{"gene": "tile", "axis": "ow", "factor": 4},
+                               {"gene": "vectorize", "axis": "ow"}])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(*args: str) -> subprocess.Popen:
+    """A `python -m ...` process in its own session, so the whole group can be stopped."""
+    return subprocess.Popen([sys.executable, "-m", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def rpc_tracker() -> Iterator[str]:
+    """A tracker and one server registered under key `evo-test`; yields the runner URL."""
+    from tvm import rpc
+
+    tracker_port, server_port = free_port(), free_port()
+    tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(tracker_port),
+                    "--port-end", str(tracker_port + 1), "--silent")
+    server = start("tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(server_port),
+                   "--port-end", str(server_port + 1), "--tracker",
+                   f"127.0.0.1:{tracker_port}", "--key", "evo-test", "--silent")
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                queue = rpc.connect_tracker("127.0.0.1", tracker_port).summary()["queue_info"]
+                if queue.get("evo-test", {}).get("free"):
+                    break
+            except (OSError, RuntimeError):
+                pass
+            assert time.monotonic() < deadline, "the RPC server never registered"
+            assert tracker.poll() is None and server.poll() is None
+            time.sleep(0.5)
+        yield f"rpc://127.0.0.1:{tracker_port}/evo-test"
+    finally:
+        stop(server)
+        stop(tracker)
+
+
+def test_rpc_runner_times_on_the_remote_device(rpc_tracker, tmp_path):
+    evaluator = make_evaluator("tvm", jobs=1, runner=rpc_tracker, threads=1,
+                               cache_path=tmp_path / "c.sqlite")
+    try:
+        jobs = [LayerJob(SPEC, LayerGenome()), LayerJob(SPEC, TILED)]
+        results = evaluator.measure(jobs)
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert all(r.repeats >= 5 and r.threads == 1 for r in results)
+        assert evaluator.context().device == "rpc:evo-test"
+        again = evaluator.measure(jobs)
+        assert all(r.cached for r in again)
+    finally:
+        evaluator.close()
+    local = make_evaluator("analytic", threads=1, cache_path=tmp_path / "c.sqlite")
+    assert not any(r.cached for r in local.measure(jobs))  # other device, other key
+    local.close()
+
+
+def test_rpc_runner_without_a_server_is_an_error_value():
+    port = free_port()  # nothing listens here
+    evaluator = make_evaluator("tvm", jobs=1, runner=f"rpc://127.0.0.1:{port}/none", threads=1)
+    try:
+        (result,) = evaluator.measure([LayerJob(SPEC, LayerGenome())])
+    finally:
+        evaluator.close()
+    assert result.error == (f"measurement device: ConnectionError: cannot reach the RPC "
+                            f"tracker at 127.0.0.1:{port} (Connection refused)")
+
+
+def _imported_the_builder() -> bool:
+    return "evo.measure.build" in sys.modules
+
+
+def test_dask_backend_builds_on_cluster_workers(monkeypatch):
+    from distributed import LocalCluster
+
+    crash = LayerGenome.from_json([{"gene": "tile", "axis": "ow", "factor": 2}])
+    monkeypatch.setenv(FAULT_ENV, f"{crash.hash()}=crash")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        evaluator = make_evaluator("tvm", backend="dask", scheduler=cluster.scheduler_address)
+        try:
+            results = evaluator.measure([LayerJob(SPEC, g) for g in (LayerGenome(), TILED,
+                                                                      crash)])
+            built_there = evaluator._client.run(_imported_the_builder)
+        finally:
+            evaluator.close()
+    assert results[0].ok and results[1].ok, [r.error for r in results]
+    assert results[2].error == "build crashed: killed by SIGSEGV"
+    assert list(built_there.values()) == [True]  # the one worker process ran the builds
