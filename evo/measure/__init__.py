@@ -35,6 +35,7 @@ def make_evaluator(kind: str = "tvm", *, target: str | dict | None = None,
     The analytic evaluator uses only `cache_path` and `threads`.
     Raises UsageError for bad options.
     """
+    _check_common_options(runner, backend, scheduler)
     if kind == "tvm":
         from evo.measure.tvm_evaluator import TvmEvaluator
 
@@ -46,6 +47,20 @@ def make_evaluator(kind: str = "tvm", *, target: str | dict | None = None,
 
         return AnalyticEvaluator(cache_path=cache_path, threads=threads)
     raise UsageError(f"--evaluator {kind!r}: choose one of {', '.join(EVALUATORS)}")
+
+
+def _check_common_options(runner: str | None, backend: str, scheduler: str | None) -> None:
+    """Reject malformed runner/backend options whichever evaluator is chosen."""
+    from evo.measure.device import parse_runner
+
+    try:
+        parse_runner(runner)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if backend not in ("loky", "dask"):
+        raise UsageError(f"--backend {backend!r}: choose loky or dask")
+    if backend == "dask" and not scheduler:
+        raise UsageError("--backend dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
 
 
 __all__ = [
