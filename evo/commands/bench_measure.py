@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 HELP = ("Benchmark measurement: new layer programs built and measured per hour with --jobs 1 "
@@ -23,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build worker counts to compare (default: 1 2)")
     parser.add_argument("--repeats", type=int, default=10, metavar="R",
                         help="times to measure the one program for the spread (default 10)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="runtime threads while timing (default: all cores)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--target", metavar="JSON",
                         help="TVM target as JSON (default: llvm for this CPU)")
@@ -34,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from evo.measure.bench import measure_repeatability, measure_throughput
     from evo.target import make_target
 
-    if args.layers < 1 or args.seconds <= 0 or args.repeats < 2 or min(args.jobs) < 1:
-        raise UsageError("--layers >= 1, --seconds > 0, --repeats >= 2 and --jobs >= 1 please")
+    if args.layers < 1 or args.seconds <= 0 or args.repeats < 2 or min(args.jobs) < 1 \
+            or (args.threads is not None and args.threads < 1):
+        raise UsageError("--layers >= 1, --seconds > 0, --repeats >= 2, --jobs >= 1 and "
+                         "--threads >= 1 please")
     make_target(args.target)  # a bad --target is a usage error before anything starts
 
     def log(text: str) -> None:
@@ -45,23 +50,27 @@ def run(args: argparse.Namespace) -> int:
     for jobs in args.jobs:
         log(f"throughput with --jobs {jobs} ...")
         throughputs.append(measure_throughput(jobs, args.layers, args.seconds, seed=args.seed,
-                                              target=args.target, log=log))
+                                              target=args.target, threads=args.threads,
+                                              log=log))
     log(f"repeatability: one program measured {args.repeats} times ...")
-    repeat = measure_repeatability(args.repeats, target=args.target)
+    repeat = measure_repeatability(args.repeats, target=args.target, threads=args.threads)
+    load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({
             "throughput": [{"jobs": t.jobs, "programs": t.programs, "errors": t.errors,
                             "seconds": round(t.seconds, 2), "startup_s": round(t.startup_s, 2),
+                            "build_s": round(t.build_s, 2), "timing_s": round(t.timing_s, 2),
                             "per_hour": round(t.per_hour)} for t in throughputs],
+            "load_average": round(load, 2),
             "repeat": {"medians_ms": [round(m, 4) for m in repeat.medians_ms],
                        "spread": round(repeat.spread, 4), "threads": repeat.threads},
         }))
         return 0
-    print(f"{'jobs':>4}  {'programs':>8}  {'errors':>6}  {'seconds':>8}  {'startup s':>9}  "
-          f"{'per hour':>8}")
+    print(f"{'jobs':>4}  {'programs':>8}  {'errors':>6}  {'seconds':>8}  {'building':>8}  "
+          f"{'timing':>7}  {'startup':>7}  {'per hour':>8}")
     for t in throughputs:
-        print(f"{t.jobs:>4}  {t.programs:>8}  {t.errors:>6}  {t.seconds:>8.1f}  "
-              f"{t.startup_s:>9.1f}  {t.per_hour:>8.0f}")
+        print(f"{t.jobs:>4}  {t.programs:>8}  {t.errors:>6}  {t.seconds:>8.1f}  {t.build_s:>8.1f}  "
+              f"{t.timing_s:>7.1f}  {t.startup_s:>7.1f}  {t.per_hour:>8.0f}")
     best = max(t.per_hour for t in throughputs)
     print(f"best: {best:.0f} programs/hour (goal >= {GOAL_PER_HOUR}: "
           f"{'met' if best >= GOAL_PER_HOUR else 'NOT met'})")
@@ -70,4 +79,6 @@ def run(args: argparse.Namespace) -> int:
           f"times: {medians} ms")
     print(f"repeat spread (max-min)/median: {100 * repeat.spread:.1f}% (goal <= "
           f"{100 * GOAL_SPREAD:.0f}%: {'met' if repeat.spread <= GOAL_SPREAD else 'NOT met'})")
+    print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPUs "
+          "(other work on the machine widens the spread)")
     return 0

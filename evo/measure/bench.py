@@ -50,6 +50,8 @@ class Throughput:
     errors: int
     seconds: float
     startup_s: float
+    build_s: float
+    timing_s: float
 
     @property
     def per_hour(self) -> float:
@@ -80,7 +82,7 @@ def random_jobs(rng: np.random.Generator, count: int, seen: set) -> list[LayerJo
 
 
 def measure_throughput(jobs: int, layers: int, seconds: float, seed: int = 0,
-                       target: str | None = None,
+                       target: str | None = None, threads: int | None = None,
                        log: Callable[[str], None] = print) -> Throughput:
     """Build and measure up to `layers` new programs (or for `seconds`) with `jobs` builders."""
     from evo.measure.tvm_evaluator import TvmEvaluator
@@ -89,13 +91,14 @@ def measure_throughput(jobs: int, layers: int, seconds: float, seed: int = 0,
     seen: set = set()
     batch = 8 * jobs
     with tempfile.TemporaryDirectory() as folder:
-        evaluator = TvmEvaluator(target=target, jobs=jobs,
+        evaluator = TvmEvaluator(target=target, jobs=jobs, threads=threads,
                                  cache_path=Path(folder, "bench.sqlite"))
         try:
             start = time.monotonic()
             evaluator.measure(random_jobs(rng, jobs, seen))  # start workers and timer process
             startup = time.monotonic() - start
             done = errors = 0
+            before = dict(evaluator.seconds)
             start = time.monotonic()
             while done < layers and time.monotonic() - start < seconds:
                 results = evaluator.measure(random_jobs(rng, min(batch, layers - done), seen))
@@ -104,12 +107,15 @@ def measure_throughput(jobs: int, layers: int, seconds: float, seed: int = 0,
                 log(f"  jobs={jobs}: {done} programs, {errors} errors, "
                     f"{time.monotonic() - start:.0f} s")
             elapsed = time.monotonic() - start
+            spent = {k: evaluator.seconds[k] - before[k] for k in before}
         finally:
             evaluator.close()
-    return Throughput(jobs, done - errors, errors, elapsed, startup)
+    return Throughput(jobs, done - errors, errors, elapsed, startup, spent["build"],
+                      spent["timing"])
 
 
-def measure_repeatability(repeats: int, target: str | None = None) -> Repeatability:
+def measure_repeatability(repeats: int, target: str | None = None,
+                          threads: int | None = None) -> Repeatability:
     """Build `REPEAT_GENOME` on `REPEAT_SPEC` once and time it `repeats` times."""
     from evo.measure.build import BuildRequest, build_task
     from evo.measure.evaluator import available_cores
@@ -122,7 +128,7 @@ def measure_repeatability(repeats: int, target: str | None = None) -> Repeatabil
     built = build_task(request)
     if built.error is not None:
         raise RuntimeError(f"the benchmark program did not build: {built.error}")
-    process = MeasurementProcess(None, available_cores(), TimingPolicy())
+    process = MeasurementProcess(None, threads or available_cores(), TimingPolicy())
     medians = []
     with tempfile.TemporaryDirectory() as folder:
         library = Path(folder, "program.so")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class TvmEvaluator(CachingEvaluator):
                                            timeout_s=measure_timeout_s)
         self._folder = tempfile.TemporaryDirectory(prefix="evo-measure-")
         self._libraries = 0
+        self.seconds = {"build": 0.0, "timing": 0.0}  # wall time spent in each phase
         super().__init__(cache_path)
 
     def context(self) -> CacheContext:
@@ -98,9 +100,14 @@ class TvmEvaluator(CachingEvaluator):
         requests = [BuildRequest(job.spec.to_json(), job.genome.to_json(), self.target_key,
                                  self.build_timeout_s, faults.get(job.genome.hash()))
                     for job in buildable]
+        start = time.monotonic()
         built: dict[int, BuildResult] = dict(build_all(requests, self.jobs, self.backend))
+        self.seconds["build"] += time.monotonic() - start
         for index, job in enumerate(buildable):
-            yield job, self._time(job, built[index])
+            start = time.monotonic()
+            result = self._time(job, built[index])
+            self.seconds["timing"] += time.monotonic() - start
+            yield job, result
 
     def _time(self, job: LayerJob, build: BuildResult) -> LayerMeasurement:
         if build.error is not None:

@@ -151,6 +151,20 @@ def test_timing_protocol_keeps_the_median_and_flags_a_wide_spread():
     assert spread_of([1.0, 1.0, 1.0]) == 0.0
 
 
+def test_slow_programs_get_fewer_repeats_but_never_below_the_minimum():
+    policy = TimingPolicy()  # 10 repeats of >= 10 ms, within 1 s, at least 5
+    assert policy.repeats_for(10.0) == 10
+    assert policy.repeats_for(150.0) == 6
+    assert policy.repeats_for(900.0) == 5
+    calls: list[tuple[int, int]] = []
+
+    def slow(number: int, repeat: int) -> list[float]:
+        calls.append((number, repeat))
+        return [0.3] * repeat
+
+    assert time_program(slow, policy).repeats == 5 and calls == [(1, 1), (1, 5)]
+
+
 def test_cache_keys_separate_threads_and_evaluators(tmp_path):
     cache = MeasurementCache(tmp_path / "sub" / "c.sqlite")
     job = LayerJob(SPEC, GOOD)
