@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
                             "per_hour": round(t.per_hour)} for t in throughputs],
             "load_average": round(load, 2),
             "repeat": {"medians_ms": [round(m, 4) for m in repeat.medians_ms],
+                       "other_load": [round(x, 3) for x in repeat.other_loads],
+                       "flagged": list(repeat.flagged),
                        "spread": round(repeat.spread, 4), "threads": repeat.threads},
         }))
         return 0
@@ -74,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
     best = max(t.per_hour for t in throughputs)
     print(f"best: {best:.0f} programs/hour (goal >= {GOAL_PER_HOUR}: "
           f"{'met' if best >= GOAL_PER_HOUR else 'NOT met'})")
-    medians = ", ".join(f"{m:.3f}" for m in repeat.medians_ms)
+    medians = ", ".join(f"{m:.3f}{'*' if f else ''}"
+                        for m, f in zip(repeat.medians_ms, repeat.flagged, strict=True))
+    loads = ", ".join(f"{100 * x:.0f}%" for x in repeat.other_loads)
     print(f"repeat: one program ({repeat.threads} threads) measured {len(repeat.medians_ms)} "
-          f"times: {medians} ms")
+          f"times: {medians} ms (* flagged)")
+    print(f"repeat: CPU share other processes used meanwhile: {loads}")
     print(f"repeat spread (max-min)/median: {100 * repeat.spread:.1f}% (goal <= "
           f"{100 * GOAL_SPREAD:.0f}%: {'met' if repeat.spread <= GOAL_SPREAD else 'NOT met'})")
     print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPUs "

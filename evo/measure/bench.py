@@ -9,7 +9,8 @@ hour of wall time after it.
 
 Repeatability: one program is built once and timed `repeats` times through the
 measurement process (each time the whole protocol of `evo.measure.timing`); the
-spread of those medians is (max - min) / median.
+spread of those medians is (max - min) / median, reported with each
+measurement's other-process load and flag.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Throughput:
 @dataclass(frozen=True)
 class Repeatability:
     medians_ms: tuple[float, ...]
+    other_loads: tuple[float, ...]
+    flagged: tuple[bool, ...]
     threads: int | None
 
     @property
@@ -129,7 +132,7 @@ def measure_repeatability(repeats: int, target: str | None = None,
     if built.error is not None:
         raise RuntimeError(f"the benchmark program did not build: {built.error}")
     process = MeasurementProcess(None, threads or available_cores(), TimingPolicy())
-    medians = []
+    replies = []
     with tempfile.TemporaryDirectory() as folder:
         library = Path(folder, "program.so")
         library.write_bytes(built.library)
@@ -138,7 +141,9 @@ def measure_repeatability(repeats: int, target: str | None = None,
                 reply = process.time(library, REPEAT_SPEC.to_json(), REPEAT_GENOME.to_json())
                 if reply.get("error"):
                     raise RuntimeError(f"the benchmark program did not run: {reply['error']}")
-                medians.append(reply["median_ms"])
+                replies.append(reply)
         finally:
             process.stop()
-    return Repeatability(tuple(medians), process.device_threads)
+    return Repeatability(tuple(r["median_ms"] for r in replies),
+                         tuple(r["other_load"] for r in replies),
+                         tuple(r["flagged"] for r in replies), process.device_threads)

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evo.measure.interference import OtherLoad
 from evo.measure.timing import TimingPolicy, time_program
 
 
@@ -52,6 +53,8 @@ def parse_runner(text: str | None) -> RpcAddress | None:
 class LocalDevice:
     """This machine's CPU; the thread count comes from TVM_NUM_THREADS."""
 
+    local = True
+
     def __init__(self) -> None:
         import tvm
 
@@ -67,7 +70,9 @@ class LocalDevice:
 
 
 class RpcDevice:
-    """A device behind a TVM RPC tracker."""
+    """A device behind a TVM RPC tracker (its other load is not known here)."""
+
+    local = False
 
     def __init__(self, address: RpcAddress, threads: int | None) -> None:
         from tvm import rpc
@@ -115,16 +120,19 @@ def time_library(device, library: Path, spec_json: dict, genome_json: list,
     try:
         arguments = tvm_arguments(plan, data, weights, device.device)
 
-        def time_runs(number: int, repeat: int) -> list[float]:
+        def time_runs(number: int, repeat: int) -> tuple[list[float], float]:
             evaluator = module.time_evaluator("main", device.device, number=number,
                                               repeat=repeat, min_repeat_ms=0)
-            return list(evaluator(*arguments).results)
+            with OtherLoad() as load:
+                results = list(evaluator(*arguments).results)
+            return results, load.share if device.local else 0.0
 
         timing = time_program(time_runs, policy)
     finally:
         device.unload(library)
     return {"median_ms": timing.median_ms, "spread": timing.spread, "repeats": timing.repeats,
-            "flagged": timing.flagged, "threads": device.threads, "error": None}
+            "flagged": timing.flagged, "other_load": timing.other_load,
+            "threads": device.threads, "error": None}
 
 
 def serve(runner: str | None, threads: int | None) -> None:

@@ -9,16 +9,19 @@ untimed warm-up run, as TVM's `time_evaluator` does):
    `min_repeat_ms` (10 ms): long against timer resolution and call overhead
    (microseconds), short enough that ten repeats of a fast layer cost ~0.1 s.
 3. `repeats` (10) repeats, fewer (never below `min_repeats`, 5) when they would
-   take longer than `repeat_budget_ms` (1 s): a naive schedule of a big layer
+   take longer than `repeat_budget_ms` (0.5 s): a naive schedule of a big layer
    can take 100 ms+ a run. The median is the result; spread = (max - min) /
    median. Interference on a shared machine comes in bursts: the median of ten
    10-ms repeats tolerates four disturbed repeats where five 20-ms repeats
    tolerate two, at the same cost. (No protocol helps against another process
    holding a core for seconds: a 2-thread program then runs at about half
    speed for the whole measurement; `evo bench-measure` shows it.)
-4. A spread above `spread_limit` (10 %) is re-measured once, if the first set
-   took less than `remeasure_budget_ms`; the set with the smaller spread is kept,
-   and it is flagged when even that spread is above the limit.
+4. Each set also records `other_load`, the share of the machine other
+   processes used meanwhile (`evo.measure.interference`). A set is disturbed
+   when its spread is above `spread_limit` (10 %) or its other load above
+   `load_limit` (25 %); a disturbed set is re-measured once, if it took less
+   than `remeasure_budget_ms`. The less disturbed set is kept, and flagged when
+   it is still disturbed.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-TimeRuns = Callable[[int, int], list[float]]
+# time_runs(number, repeat) -> (per-run seconds of each repeat, other processes' load share)
+TimeRuns = Callable[[int, int], tuple[list[float], float]]
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ class TimingPolicy:
     min_repeat_ms: float = 10.0
     repeats: int = 10
     min_repeats: int = 5
-    repeat_budget_ms: float = 1000.0
+    repeat_budget_ms: float = 500.0
     spread_limit: float = 0.10
+    load_limit: float = 0.25
     remeasure_budget_ms: float = 2000.0
 
     def __post_init__(self) -> None:
@@ -61,6 +66,7 @@ class Timing:
     spread: float
     repeats: int
     number: int
+    other_load: float
     flagged: bool
     remeasured: bool
 
@@ -73,16 +79,21 @@ def spread_of(samples_ms: list[float]) -> float:
 
 def time_program(time_runs: TimeRuns, policy: TimingPolicy) -> Timing:
     """Apply the protocol above to one program."""
-    single_ms = max(time_runs(1, 1)[0] * 1e3, 1e-6)
+    single_ms = max(time_runs(1, 1)[0][0] * 1e3, 1e-6)
     number = max(1, math.ceil(policy.min_repeat_ms / single_ms))
     repeats = policy.repeats_for(number * single_ms)
-    samples = [s * 1e3 for s in time_runs(number, repeats)]
-    spread = spread_of(samples)
+
+    def one_set() -> tuple[float, list[float], float]:
+        seconds, load = time_runs(number, repeats)
+        samples = [s * 1e3 for s in seconds]
+        badness = max(spread_of(samples) / max(policy.spread_limit, 1e-9),
+                      load / max(policy.load_limit, 1e-9))
+        return badness, samples, load
+
+    badness, samples, load = one_set()
     remeasured = False
-    if spread > policy.spread_limit and sum(samples) * number < policy.remeasure_budget_ms:
-        again = [s * 1e3 for s in time_runs(number, repeats)]
+    if badness > 1 and sum(samples) * number < policy.remeasure_budget_ms:
         remeasured = True
-        if spread_of(again) < spread:
-            samples, spread = again, spread_of(again)
-    return Timing(statistics.median(samples), spread, len(samples), number,
-                  flagged=spread > policy.spread_limit, remeasured=remeasured)
+        badness, samples, load = min((badness, samples, load), one_set(), key=lambda s: s[0])
+    return Timing(statistics.median(samples), spread_of(samples), len(samples), number,
+                  other_load=load, flagged=badness > 1, remeasured=remeasured)

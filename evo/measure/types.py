@@ -37,7 +37,8 @@ class LayerMeasurement:
     used. `error` is set (and `median_ms` is None) when the genome did not decode,
     TVM rejected it, or its build or run failed, timed out or crashed. `cached`
     says the value came from the cache; `flagged` that the spread stayed above
-    the limit even after one re-measurement.
+    the limit, or other processes kept the CPUs busy while it was timed, even
+    after one re-measurement (see `evo.measure.timing`).
     """
 
     median_ms: float | None
