@@ -11,6 +11,7 @@ set, the best legal individual, the RNG state and the logbook) and `sessions`
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -79,17 +80,23 @@ class RunStore:
     # ------------------------------------------------------------ open/create
     @classmethod
     def create(cls, folder: Path) -> RunStore:
+        """A new, empty store. It is built under a temporary name and renamed into
+        place, so a reader (or a crash) never sees a half-made store."""
         path = Path(folder) / DB_NAME
         if path.exists():
             raise UsageError(f"{path} already exists")
-        db = sqlite3.connect(path, timeout=30)
+        partial = path.with_name(DB_NAME + ".partial")
+        partial.unlink(missing_ok=True)
+        db = sqlite3.connect(partial)
         db.executescript(_SCHEMA)
         with db:
             db.executemany("INSERT INTO meta VALUES (?, ?)",
                            [("application", APPLICATION), ("schema", str(SCHEMA_VERSION)),
                             ("created_at", repr(time.time()))])
         db.execute("PRAGMA journal_mode=WAL")
-        return cls(db, path)
+        db.close()
+        os.replace(partial, path)
+        return cls(sqlite3.connect(path, timeout=30), path)
 
     @classmethod
     def open(cls, folder: Path, readonly: bool = False) -> RunStore:
