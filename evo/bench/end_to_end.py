@@ -1,0 +1,93 @@
+"""One benchmark row: a whole network compiled by TVM (or run eagerly), checked, timed.
+
+Failures come back as values (`EndToEnd.error`), never as exceptions, except bad
+input (an untraceable model, a plan for an unknown conv), which raises UsageError.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import tvm
+from torch import nn
+
+from evo.bench.compile import Agreement, check_against_torch, compile_network
+from evo.bench.relax_import import ConvProgramError, to_relax
+from evo.bench.timing import Latency, time_executable, time_torch
+from genomes.genome import LayerGenome
+from genomes.plan import LayerPlan
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """A row's result: latency, agreement with PyTorch, or the error that stopped it.
+
+    `convs` counts the convs compiled with our programs, `fallback` names those
+    compiled by TVM's own conv2d; `compile_seconds` is import plus compile time.
+    """
+
+    latency: Latency | None
+    agreement: Agreement | None = None
+    error: str | None = None
+    compile_seconds: float = 0.0
+    convs: int = 0
+    fallback: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.latency is not None
+
+    def to_json(self) -> dict:
+        return {
+            "ms": None if self.latency is None else self.latency.median_ms,
+            "latency": None if self.latency is None else self.latency.to_json(),
+            "agreement": None if self.agreement is None else self.agreement.__dict__,
+            "error": self.error, "compile_seconds": round(self.compile_seconds, 2),
+            "convs": self.convs, "fallback": list(self.fallback),
+        }
+
+
+def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.target.Target,
+                   plans: dict[str, LayerPlan] | None = None,
+                   schedule: LayerGenome | None = None, threads: int = 2,
+                   check: bool = True) -> EndToEnd:
+    """Compile `module` as one Relax module with our conv programs (see `to_relax`),
+    check it against PyTorch on one random input, and time it. A mismatch is an error
+    (the latency is still reported)."""
+    start = time.perf_counter()
+    try:
+        network = to_relax(module, input_shape, plans=plans, schedule=schedule)
+        executable = compile_network(network, target)
+    except ConvProgramError as exc:
+        return EndToEnd(None, error=str(exc), compile_seconds=time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - TVM raises many types; the row gets a value
+        return EndToEnd(None, error=f"TVM compile: {_last_line(exc)}",
+                        compile_seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return measured(module, executable, input_shape, threads, check, seconds,
+                    len(network.plans), network.fallback)
+
+
+def measured(module: nn.Module, executable: tvm.runtime.Executable,
+             input_shape: tuple[int, ...], threads: int, check: bool, compile_seconds: float,
+             convs: int = 0, fallback: tuple[str, ...] = ()) -> EndToEnd:
+    """Check (optionally) and time a compiled network; a mismatch becomes the error."""
+    agreement = check_against_torch(module, executable, input_shape) if check else None
+    latency = time_executable(executable, input_shape, threads=threads)
+    error = None
+    if agreement is not None and not agreement.matches:
+        error = (f"TVM output differs from PyTorch (max abs diff {agreement.max_abs_diff:.3g}, "
+                 f"max rel diff {agreement.max_rel_diff:.3g})")
+    return EndToEnd(latency, agreement, error, compile_seconds, convs, tuple(fallback))
+
+
+def torch_end_to_end(module: nn.Module, input_shape: tuple[int, ...],
+                     threads: int = 2) -> EndToEnd:
+    """PyTorch eager latency of `module` with `threads` intra-op threads."""
+    return EndToEnd(time_torch(module, input_shape, threads=threads))
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]

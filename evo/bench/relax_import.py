@@ -1,0 +1,217 @@
+"""A whole PyTorch network as one Relax IRModule whose convs run our scheduled programs.
+
+The module is traced with `torch.fx` (each `TransformedConv` kept as one call) and
+translated by TVM's fx importer, except for three kinds of module:
+
+- `TransformedConv` (and subclasses, e.g. with a bias): a `relax.call_tir` to the
+  PrimFunc `genomes.tvm_decoder.to_tvm(plan)` of its plan, with the pieces' weights
+  packed by `pack_weights` and bound as constants;
+- plain `nn.Conv2d`: the same, with the plan given for its name, else the untransformed
+  layer with the program genes `schedule` applied (`own_convs=False` keeps TVM's
+  own `conv2d` instead, for the MetaSchedule baseline; a conv the genome cannot
+  describe, e.g. dilated, also keeps it and is listed in `fallback`);
+- `nn.BatchNorm2d`: inference batch norm with the running statistics.
+
+Our conv PrimFuncs are marked scheduled and opaque, so TVM's pipeline neither fuses
+them with neighbours nor re-schedules them; everything else goes through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import tvm
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+from tvm import relax
+from tvm.relax.frontend.torch.fx_translator import TorchFXImporter
+
+from evo.errors import UsageError
+from genomes.genome import LayerGenome, decode_layer
+from genomes.plan import LayerPlan
+from genomes.spec import LayerSpec, SpecError
+from genomes.torch_decoder import TransformedConv
+from genomes.tvm_decoder import pack_weights, to_tvm
+
+OPAQUE = 8  # relax OpPatternKind.kOpaque: never fused with other operators
+
+
+class ConvProgramError(RuntimeError):
+    """TVM rejected the schedule of one conv's plan; the message names the conv."""
+
+
+@dataclass(frozen=True)
+class RelaxNetwork:
+    """A network as a Relax module: `main(input) -> output`, weights bound as constants.
+
+    `plans` maps each conv compiled with our programs to the plan used; `fallback`
+    names the convs compiled by TVM's own `conv2d`.
+    """
+
+    mod: tvm.IRModule
+    input_shape: tuple[int, ...]
+    plans: dict[str, LayerPlan] = field(default_factory=dict)
+    fallback: tuple[str, ...] = ()
+
+
+class _LeafTracer(fx.Tracer):
+    """fx tracer that keeps every `TransformedConv` as a single module call."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, TransformedConv) or super().is_leaf_module(m, qualname)
+
+
+def to_relax(module: nn.Module, input_shape: tuple[int, ...],
+             plans: dict[str, LayerPlan] | None = None,
+             schedule: LayerGenome | None = None, own_convs: bool = True) -> RelaxNetwork:
+    """Translate `module` (run in eval mode; its mode is restored) at `input_shape`.
+
+    `plans` overrides the plan of a conv by module name (for a `TransformedConv` the
+    plan must have the module's pieces; only its schedules may differ). Raises
+    UsageError if the module cannot be traced or uses an operator TVM cannot import,
+    ConvProgramError if TVM rejects a plan's schedule.
+    """
+    plans = dict(plans or {})
+    schedule = schedule or LayerGenome()
+    training = module.training
+    module.eval()
+    try:
+        graph_module = _trace(module, input_shape)
+        importer = _Importer(graph_module, plans, schedule, own_convs)
+        try:
+            mod = importer.from_fx(graph_module, [(tuple(input_shape), "float32")],
+                                   keep_params_as_input=False, unwrap_unit_return_tuple=False,
+                                   no_bind_return_tuple=False)
+        except (ConvProgramError, UsageError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the importer asserts on unsupported ops
+            raise UsageError(f"TVM cannot import the network: {_last_line(exc)}") from None
+    finally:
+        module.train(training)
+    unused = sorted(set(plans) - set(importer.used_plans))
+    if unused:
+        raise UsageError(f"plan given for {unused[0]!r}, which is not a conv of the network")
+    return RelaxNetwork(mod, tuple(input_shape), importer.used_plans, tuple(importer.fallback))
+
+
+def _trace(module: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule:
+    """The fx graph of `module` with every node's output shape recorded."""
+    try:
+        graph_module = fx.GraphModule(module, _LeafTracer().trace(module))
+    except Exception as exc:  # noqa: BLE001 - user models fail tracing in many ways
+        raise UsageError(f"the network cannot be traced by torch.fx: {_last_line(exc)}") from None
+    with torch.no_grad():
+        try:
+            ShapeProp(graph_module).propagate(torch.zeros(input_shape))
+        except Exception as exc:  # noqa: BLE001 - a wrong input shape surfaces here
+            raise UsageError(f"the network does not run at input shape {tuple(input_shape)}: "
+                             f"{_last_line(exc)}") from None
+    return graph_module
+
+
+class _Importer(TorchFXImporter):
+    """TVM's fx importer with our convs and inference batch norm."""
+
+    def __init__(self, graph_module: fx.GraphModule, plans: dict[str, LayerPlan],
+                 schedule: LayerGenome, own_convs: bool) -> None:
+        super().__init__()
+        self.plans = plans
+        self.schedule = schedule
+        self.own_convs = own_convs
+        self.used_plans: dict[str, LayerPlan] = {}
+        self.fallback: list[str] = []
+        types = {type(m) for m in graph_module.modules() if isinstance(m, TransformedConv)}
+        self.convert_map.update(dict.fromkeys(types, self._transformed_conv))
+        self.convert_map[nn.Conv2d] = self._plain_conv
+        self.convert_map[nn.BatchNorm2d] = self._batch_norm
+
+    def _plain_conv(self, node: fx.Node) -> relax.Var:
+        conv = self.named_modules[node.target]
+        spec = _conv_spec(conv, _input_shape(node))
+        if not self.own_convs or spec is None:
+            self.fallback.append(node.target)
+            return self._conv2d_module(node)
+        plan = self.plans.get(node.target)
+        if plan is None:
+            decoded = decode_layer(spec, self.schedule)
+            if decoded.plan is None:
+                raise UsageError(f"conv {node.target}: schedule does not apply: {decoded.error}")
+            plan = decoded.plan
+        elif plan.spec != spec or not plan.is_single_full_piece() or \
+                plan.pieces[0].groups != conv.groups:
+            raise UsageError(f"conv {node.target}: the plan given does not match the conv "
+                             f"({spec.short()})")
+        return self._call_program(node, plan, [conv.weight], conv.bias)
+
+    def _transformed_conv(self, node: fx.Node) -> relax.Var:
+        conv = self.named_modules[node.target]
+        plan = self.plans.get(node.target, conv.plan)
+        if plan.spec != conv.plan.spec or plan.pieces != conv.plan.pieces:
+            raise UsageError(f"conv {node.target}: the plan given has other pieces than the "
+                             f"module's")
+        n, c, h, w = _input_shape(node)
+        if (n, c, h, w) != (plan.spec.batch, plan.spec.in_channels, plan.spec.height,
+                            plan.spec.width):
+            raise UsageError(f"conv {node.target}: plan is for input {plan.spec.short()} "
+                             f"but the network gives {c}x{h}x{w} (batch {n})")
+        return self._call_program(node, plan, conv.weights(), getattr(conv, "bias", None))
+
+    def _call_program(self, node: fx.Node, plan: LayerPlan, weights: list[torch.Tensor],
+                      bias: torch.Tensor | None) -> relax.Var:
+        program = to_tvm(plan)
+        if not program.ok:
+            raise ConvProgramError(f"conv {node.target}: {program.error}")
+        func = (program.func.without_attr("global_symbol")
+                .with_attr("op_pattern", OPAQUE).with_attr("tirx.is_scheduled", True))
+        name = "conv_" + node.target.replace(".", "_")
+        global_var = self.block_builder.add_func(func, name)
+        arrays = pack_weights(plan, [w.detach().cpu().numpy() for w in weights])
+        args = [self.env[node.args[0]], *(relax.const(a) for a in arrays)]
+        out = self.block_builder.emit(
+            relax.call_tir(global_var, args, relax.TensorType(plan.out_shape, "float32")))
+        self.used_plans[node.target] = plan
+        if bias is not None:
+            shaped = bias.detach().cpu().numpy().reshape(1, -1, 1, 1)
+            out = self.block_builder.emit(relax.op.add(out, relax.const(shaped)))
+        return out
+
+    def _batch_norm(self, node: fx.Node) -> relax.Var:
+        bn = self.named_modules[node.target]
+        if bn.running_mean is None or bn.running_var is None:
+            raise UsageError(f"batch norm {node.target} keeps no running statistics")
+        channels = _input_shape(node)[1]
+        ones, zeros = np.ones(channels, "float32"), np.zeros(channels, "float32")
+
+        def const(tensor: torch.Tensor | None, default: np.ndarray) -> relax.Constant:
+            return relax.const(default if tensor is None else tensor.detach().cpu().numpy())
+
+        result = self.block_builder.emit(relax.op.nn.batch_norm(
+            self.env[node.args[0]], const(bn.weight, ones), const(bn.bias, zeros),
+            const(bn.running_mean, zeros), const(bn.running_var, zeros),
+            axis=1, epsilon=bn.eps, training=False))
+        return self.block_builder.emit(relax.TupleGetItem(result, 0))
+
+
+def _input_shape(node: fx.Node) -> tuple[int, ...]:
+    return tuple(node.args[0].meta["tensor_meta"].shape)
+
+
+def _conv_spec(conv: nn.Conv2d, shape: tuple[int, ...]) -> LayerSpec | None:
+    """The conv's LayerSpec at input `shape`, or None if the genome cannot describe it."""
+    if len(shape) != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        return None
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    if k[0] != k[1] or s[0] != s[1] or p[0] != p[1] or d != (1, 1):
+        return None
+    n, c, h, w = shape
+    try:
+        return LayerSpec(c, conv.out_channels, h, w, k[0], s[0], p[0], conv.groups, n)
+    except SpecError:
+        return None
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__)[:300]

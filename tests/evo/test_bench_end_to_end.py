@@ -1,0 +1,101 @@
+"""Whole networks as one compiled TVM module with our conv programs, against PyTorch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from evo.bench.compile import check_against_torch, compile_network
+from evo.bench.end_to_end import torch_end_to_end, tvm_end_to_end
+from evo.bench.relax_import import to_relax
+from evo.errors import UsageError
+from evo.networks import load_network, transform_network
+from evo.search.variation import TEMPLATE_SCHEDULE
+from genomes.genes import Bottleneck, Group, Pack, SplitChannels, SplitRows, Tile, Vectorize
+from genomes.genome import LayerGenome, NetworkGenome
+from tests.evo.bench_nets import INPUT_SHAPE, randomize_batch_norms, small_net
+
+
+def test_small_network_with_template_schedule_matches_torch(target):
+    net = small_net()
+    network = to_relax(net, INPUT_SHAPE, schedule=TEMPLATE_SCHEDULE)
+    assert sorted(network.plans) == ["body", "mix", "stem"]
+    assert network.fallback == ("dilated",)
+    assert all(p.schedules[0].parallel for p in network.plans.values())
+    funcs = {gv.name_hint for gv in network.mod.get_global_vars()}
+    assert {"conv_stem", "conv_body", "conv_mix"} <= funcs
+    agreement = check_against_torch(net, compile_network(network, target), INPUT_SHAPE)
+    assert agreement.matches, agreement
+
+
+def test_check_detects_a_network_that_computes_something_else(target):
+    net = small_net()
+    executable = compile_network(to_relax(net, INPUT_SHAPE), target)
+    with torch.no_grad():
+        net.body.weight.mul_(1.5)
+    agreement = check_against_torch(net, executable, INPUT_SHAPE)
+    assert not agreement.matches
+    assert agreement.max_abs_diff > 1e-3
+
+
+def test_transformed_network_runs_its_plans_and_matches_torch(target):
+    network = load_network("tiny")
+    genome = NetworkGenome({
+        "conv1": LayerGenome((Bottleneck(2), Tile("co", 4), Vectorize("ow"))),
+        "layer1.conv1": LayerGenome((SplitChannels((1, 2)), Pack(4))),
+        "layer1.conv2": LayerGenome((Group(2), SplitRows(2), *TEMPLATE_SCHEDULE.genes)),
+        "conv2": TEMPLATE_SCHEDULE,
+    })
+    transform = transform_network(network, genome)
+    assert transform.ok, transform.error
+    module = transform.module
+    randomize_batch_norms(module)
+    relax_network = to_relax(module, network.input_shape, plans=transform.plans)
+    assert relax_network.plans == transform.plans
+    assert len(relax_network.plans["layer1.conv1"].pieces) == 2
+    assert module.training, "to_relax restores the module's mode"
+    agreement = check_against_torch(module, compile_network(relax_network, target),
+                                    network.input_shape)
+    assert agreement.matches, agreement
+
+
+def test_plans_must_match_the_module():
+    network = load_network("tiny")
+    transform = transform_network(network, NetworkGenome({"conv2": LayerGenome((Group(2),))}))
+    plans = dict(transform.plans)
+    plans["conv2"] = transform_network(network, NetworkGenome()).plans["conv2"]
+    with pytest.raises(UsageError, match="conv2"):
+        to_relax(transform.module, network.input_shape, plans=plans)
+    with pytest.raises(UsageError, match="not a conv"):
+        to_relax(small_net(), INPUT_SHAPE, plans={"nowhere": plans["conv2"]})
+
+
+class _Untraceable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.fx cannot trace it
+            return self.conv(x)
+        return self.conv(-x)
+
+
+def test_bad_networks_are_usage_errors():
+    with pytest.raises(UsageError, match="traced"):
+        to_relax(_Untraceable(), INPUT_SHAPE)
+    with pytest.raises(UsageError, match="input shape"):
+        to_relax(small_net(), (1, 5, 16, 16))
+
+
+def test_rows_report_latency_and_agreement(target):
+    net = small_net()
+    row = tvm_end_to_end(net, INPUT_SHAPE, target, schedule=TEMPLATE_SCHEDULE, threads=1)
+    assert row.ok, row.error
+    assert row.agreement.matches and row.convs == 3 and row.fallback == ("dilated",)
+    assert row.latency.median_ms > 0 and row.latency.repeats >= 5
+    assert row.latency.threads == 1
+    assert row.to_json()["ms"] == row.latency.median_ms
+    eager = torch_end_to_end(net, INPUT_SHAPE, threads=1)
+    assert eager.ok and eager.latency.threads == 1 and eager.latency.median_ms > 0
