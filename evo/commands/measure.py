@@ -109,12 +109,15 @@ def _print_table(slots: list[dict], total: float | None, distinct: int, evaluato
             print(f"{s['id']:<{width}}  {s['spec']:<28} {s['genes']:>5}  error: {s['error']}")
             continue
         source = "cache" if s["cached"] else evaluator
-        flag = "  (spread above limit)" if s["flagged"] else ""
+        flag = "  flagged" if s["flagged"] else ""
         print(f"{s['id']:<{width}}  {s['spec']:<28} {s['genes']:>5} {s['ms']:>9.4f} "
               f"{100 * s['spread']:>6.1f}%  {source}{flag}")
     cached = sum(s["cached"] for s in slots)
     shown = "failed (see errors above)" if total is None else f"{total:.4f} ms"
     print(f"total: {shown} = sum over {len(slots)} slots ({distinct} distinct programs; "
           f"threads {slots[0]['threads']})")
+    if any(s["flagged"] for s in slots):
+        print("flagged: the spread stayed above 10 % or other processes kept the CPUs busy "
+              "while timing, even after a re-measurement")
     print(f"from cache: {cached} of {len(slots)} slots"
           + (f" ({cache})" if cache else " (cache off)"))
