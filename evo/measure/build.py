@@ -9,10 +9,11 @@ one bad candidate costs one result, never the run. The library comes back as
 bytes, so builds may happen on another machine.
 
 Test hook: the environment variable `EVO_MEASURE_FAULT` ("HASH=crash,HASH=hang")
-names layer-genome hashes whose build child kills itself with SIGSEGV or sleeps
-forever. It is read in the process calling `build_all` and travels with the
-request, so it works with every backend. It exists only so the tests can inject
-real crashes and hangs.
+names layer-genome hashes whose build child kills itself with SIGSEGV ("crash")
+or SIGKILL ("kill", as the out-of-memory killer does) or sleeps forever
+("hang"). The evaluator reads it when it builds and sends it with the request,
+so it works with every backend. It exists only so the tests can inject real
+crashes and hangs.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class BuildResult:
 
 
 def faults_from_env() -> dict[str, str]:
-    """Parse `EVO_MEASURE_FAULT` into {genome hash: "crash" | "hang"}."""
+    """Parse `EVO_MEASURE_FAULT` into {genome hash: "crash" | "kill" | "hang"}."""
     faults = {}
     for item in os.environ.get(FAULT_ENV, "").split(","):
         if "=" in item:
@@ -103,6 +104,8 @@ def _child(request: BuildRequest, library: Path, error_file: Path, done_fd: int)
         if request.fault == "crash":  # without TVM's backtrace-printing handler
             signal.signal(signal.SIGSEGV, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGSEGV)
+        if request.fault == "kill":  # what the kernel's out-of-memory killer sends
+            os.kill(os.getpid(), signal.SIGKILL)
         if request.fault == "hang":
             time.sleep(1e6)
         error = compile_to_library(request, library)

@@ -22,24 +22,26 @@ def genome(factor: int) -> LayerGenome:
 
 
 def test_crash_and_hang_become_errors_and_the_run_goes_on(tmp_path, monkeypatch):
-    good, crash, hang = genome(2), genome(4), genome(8)
-    monkeypatch.setenv(FAULT_ENV, f"{crash.hash()}=crash,{hang.hash()}=hang")
+    good, crash, hang, oom = genome(2), genome(4), genome(8), genome(16)
+    monkeypatch.setenv(FAULT_ENV, f"{crash.hash()}=crash,{hang.hash()}=hang,{oom.hash()}=kill")
     evaluator = make_evaluator("tvm", jobs=2, build_timeout_s=4, cache_path=tmp_path / "c.sqlite")
     try:
-        jobs = [LayerJob(SPEC, g) for g in (good, crash, hang)]
+        jobs = [LayerJob(SPEC, g) for g in (good, crash, hang, oom)]
         start = time.monotonic()
         results = evaluator.measure(jobs)
         assert time.monotonic() - start < 120
         assert results[0].ok, results[0].error
         assert results[1].error == "build crashed: killed by SIGSEGV"
         assert results[2].error == "build timed out after 4 s"
-        assert results[1].median_ms is None and results[2].median_ms is None
+        assert results[3].error == ("build crashed: killed by SIGKILL "
+                                    "(out of memory or CPU limit?)")
+        assert all(r.median_ms is None for r in results[1:])
         assert evaluator.cache.count() == 1  # crashes and timeouts are not cached
 
         monkeypatch.delenv(FAULT_ENV)  # the same evaluator keeps working, and retries them
         again = evaluator.measure(jobs)
         assert again[0].cached and again[0].median_ms == results[0].median_ms
-        assert again[1].ok and again[2].ok and not again[1].cached
+        assert all(r.ok and not r.cached for r in again[1:])
     finally:
         evaluator.close()
 
