@@ -57,6 +57,7 @@ class TvmEvaluator(CachingEvaluator):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         self.target_key = target_key(make_target(target))
+        super().__init__(cache_path)
         self.tvm_version = tvm.__version__
         self.jobs = jobs or available_cores()
         self.backend = backend
@@ -69,7 +70,6 @@ class TvmEvaluator(CachingEvaluator):
         self._folder = tempfile.TemporaryDirectory(prefix="evo-measure-")
         self._libraries = 0
         self.seconds = {"build": 0.0, "timing": 0.0}  # wall time spent in each phase
-        super().__init__(cache_path)
 
     def context(self) -> CacheContext:
         return CacheContext(self.target_key, self.tvm_version, self._recorded_threads(),
