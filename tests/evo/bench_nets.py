@@ -51,3 +51,20 @@ def randomize_batch_norms(module: nn.Module) -> None:
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0.0, 0.2)
+
+
+class ConvNet(nn.Module):
+    """The smallest classifier: conv-relu, global average pool, linear (four TVM tasks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.pool(F.relu(self.conv(x))).flatten(1))
+
+
+def conv_net() -> nn.Module:
+    return ConvNet()
