@@ -1,0 +1,47 @@
+"""End-to-end benchmarking: whole networks as one compiled TVM module, and baselines.
+
+    network = to_relax(module, input_shape, plans=plans)     # our conv programs
+    row = tvm_end_to_end(module, input_shape, target, plans=plans, threads=2)
+    eager = torch_end_to_end(module, input_shape, threads=2)
+    tuned, tuning = metaschedule_end_to_end("resnet18", (1, 3, 32, 32), "out/ms", trials=64)
+    choice = blockswap_baseline(network, fisher_violation(fisher), program=TEMPLATE_SCHEDULE)
+
+MetaSchedule tuning runs in a child process (`python -m evo.bench.metaschedule`).
+"""
+
+from evo.bench.blockswap import (
+    BlockSwapChoice,
+    Candidate,
+    blockswap_baseline,
+    fisher_violation,
+    uniform_genome,
+)
+from evo.bench.compile import Agreement, check_against_torch, compile_network, run_network
+from evo.bench.end_to_end import EndToEnd, torch_end_to_end, tvm_end_to_end
+from evo.bench.metaschedule import Tuning, metaschedule_end_to_end
+from evo.bench.relax_import import ConvProgramError, RelaxNetwork, to_relax
+from evo.bench.timing import Latency, set_tvm_threads, time_executable, time_torch
+
+__all__ = [
+    "Agreement",
+    "BlockSwapChoice",
+    "Candidate",
+    "ConvProgramError",
+    "EndToEnd",
+    "Latency",
+    "RelaxNetwork",
+    "Tuning",
+    "blockswap_baseline",
+    "check_against_torch",
+    "compile_network",
+    "fisher_violation",
+    "metaschedule_end_to_end",
+    "run_network",
+    "set_tvm_threads",
+    "time_executable",
+    "time_torch",
+    "to_relax",
+    "torch_end_to_end",
+    "tvm_end_to_end",
+    "uniform_genome",
+]
