@@ -78,12 +78,27 @@ def metaschedule_end_to_end(model: str, input_shape: tuple[int, ...], work_dir: 
     if child.returncode != 0:
         lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit code {child.returncode}"
+        if child.returncode < 0:
+            detail = f"the tuning process died of signal {-child.returncode}{_ffi_hint()}"
         return EndToEnd(None, error=f"MetaSchedule: {detail}"[:500],
                         compile_seconds=seconds), None
     tuning = Tuning(**json.loads((work / RECORD).read_text())["tuning"])
     network = load_network(model, input_shape, seed=seed)
     library = tvm.runtime.load_module(str(work / LIBRARY))
     return measured(network.module, library, input_shape, threads, check, seconds), tuning
+
+
+def _ffi_hint() -> str:
+    """apache-tvm-ffi 0.1.15 crashes TVM 0.27's `save_json`, which MetaSchedule calls."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = tuple(int(p) for p in version("apache-tvm-ffi").split(".")[:3])
+    except (PackageNotFoundError, ValueError):
+        return ""
+    if release >= (0, 1, 15):
+        return " (apache-tvm-ffi >= 0.1.15 crashes TVM 0.27's save_json; install 0.1.14.post0)"
+    return ""
 
 
 def _tuning_key(request: dict) -> dict:
