@@ -18,9 +18,11 @@ crashes, and from its one-minute import of TVM's tensor intrinsics.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,15 +70,22 @@ def metaschedule_end_to_end(model: str, input_shape: tuple[int, ...], work_dir: 
                "target": config, "trials": trials, "threads": threads}
     start = time.perf_counter()
     env = dict(os.environ, TVM_NUM_THREADS=str(threads))
+    child = subprocess.Popen([sys.executable, "-m", "evo.bench.metaschedule", str(work),
+                              json.dumps(request)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)
     try:
-        child = subprocess.run([sys.executable, "-m", "evo.bench.metaschedule", str(work),
-                                json.dumps(request)], capture_output=True, text=True,
-                               timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
+        _, stderr = child.communicate(timeout=timeout)
+    except BaseException as exc:  # timeout or Ctrl-C: stop the child and its worker pools
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        if not isinstance(exc, subprocess.TimeoutExpired):
+            raise
         return EndToEnd(None, error=f"MetaSchedule: no result within {timeout:.0f} s"), None
     seconds = time.perf_counter() - start
     if child.returncode != 0:
-        lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit code {child.returncode}"
         if child.returncode < 0:
             detail = f"the tuning process died of signal {-child.returncode}{_ffi_hint()}"
@@ -102,7 +111,9 @@ def _ffi_hint() -> str:
 
 
 def _tuning_key(request: dict) -> dict:
-    return {**request, "tvm": tvm.__version__}
+    from evo.bench.relax_import import IMPORT_VERSION
+
+    return {**request, "tvm": tvm.__version__, "import": IMPORT_VERSION}
 
 
 def _tune_and_export(work: Path, request: dict) -> None:

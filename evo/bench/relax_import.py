@@ -10,7 +10,8 @@ translated by TVM's fx importer, except for three kinds of module:
   layer with the program genes `schedule` applied (`own_convs=False` keeps TVM's
   own `conv2d` instead, for the MetaSchedule baseline; a conv the genome cannot
   describe, e.g. dilated, also keeps it and is listed in `fallback`);
-- `nn.BatchNorm2d`: inference batch norm with the running statistics.
+- `nn.BatchNorm2d`: inference batch norm with the running statistics, as a per-channel
+  multiply and add.
 
 Our conv PrimFuncs are marked scheduled and opaque, so TVM's pipeline neither fuses
 them with neighbours nor re-schedules them; everything else goes through it.
@@ -36,6 +37,7 @@ from genomes.torch_decoder import TransformedConv
 from genomes.tvm_decoder import pack_weights, to_tvm
 
 OPAQUE = 8  # relax OpPatternKind.kOpaque: never fused with other operators
+IMPORT_VERSION = 2  # bump when the Relax graph of a network changes (tuning records key)
 
 
 class ConvProgramError(RuntimeError):
@@ -178,20 +180,25 @@ class _Importer(TorchFXImporter):
         return out
 
     def _batch_norm(self, node: fx.Node) -> relax.Var:
+        """Inference batch norm as `x * scale + shift` per channel (constants folded in
+        float64), so it fuses with the ReLU or residual add after it."""
         bn = self.named_modules[node.target]
         if bn.running_mean is None or bn.running_var is None:
             raise UsageError(f"batch norm {node.target} keeps no running statistics")
         channels = _input_shape(node)[1]
-        ones, zeros = np.ones(channels, "float32"), np.zeros(channels, "float32")
 
-        def const(tensor: torch.Tensor | None, default: np.ndarray) -> relax.Constant:
-            return relax.const(default if tensor is None else tensor.detach().cpu().numpy())
+        def values(tensor: torch.Tensor | None, default: float) -> np.ndarray:
+            if tensor is None:
+                return np.full(channels, default)
+            return tensor.detach().cpu().double().numpy()
 
-        result = self.block_builder.emit(relax.op.nn.batch_norm(
-            self.env[node.args[0]], const(bn.weight, ones), const(bn.bias, zeros),
-            const(bn.running_mean, zeros), const(bn.running_var, zeros),
-            axis=1, epsilon=bn.eps, training=False))
-        return self.block_builder.emit(relax.TupleGetItem(result, 0))
+        scale = values(bn.weight, 1.0) / np.sqrt(values(bn.running_var, 1.0) + bn.eps)
+        shift = values(bn.bias, 0.0) - values(bn.running_mean, 0.0) * scale
+        shape = (1, channels, 1, 1)
+        scaled = self.block_builder.emit(relax.op.multiply(
+            self.env[node.args[0]], relax.const(scale.reshape(shape).astype("float32"))))
+        return self.block_builder.emit(relax.op.add(
+            scaled, relax.const(shift.reshape(shape).astype("float32"))))
 
 
 def _input_shape(node: fx.Node) -> tuple[int, ...]:
