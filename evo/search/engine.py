@@ -164,6 +164,9 @@ class Search:
         out = [Proposal(NetworkGenome(), (), "original", {})]
         out += [replace(p, parents=(original,)) for p in self.variation.seeds()]
         out = out[:self.config.population]
+        # Mutants are built on the template schedule when there is one: it is their parent.
+        base = original + 1 if len(out) > 1 and out[1].operator == "initial:template" \
+            else original
         seen = {p.genome.hash() for p in out}
         for index in range(len(out), self.config.population):
             program_only = index % 2 == 1 or not self.config.neural
@@ -171,7 +174,7 @@ class Search:
                 proposal = self.variation.initial(self.state.rng, program_only)
                 if proposal is not None and proposal.genome.hash() not in seen:
                     seen.add(proposal.genome.hash())
-                    out.append(replace(proposal, parents=(original,)))
+                    out.append(replace(proposal, parents=(base,)))
                     break
         return out
 

@@ -45,7 +45,13 @@ def test_generation_zero_is_original_template_and_mutants(finished) -> None:
     assert first[1].operator == "initial:template"
     assert {i.operator for i in first[2:]} <= {"initial:program", "initial:any"}
     assert "initial:program" in {i.operator for i in first}
-    assert all(i.parents == (1,) for i in first[1:])
+    assert first[1].parents == (1,)
+    assert all(i.parents == (2,) for i in first[2:])  # mutants are built on the template
+    template = first[1].genome
+    for mutant in first[2:]:  # ... so at most `initial_genes` (4) slots differ from it
+        changed = [sid for sid, layer in template.layers.items()
+                   if layer != mutant.genome.layer(sid)]
+        assert 1 <= len(changed) <= 4
     program = [i for i in first if i.operator == "initial:program"]
     assert all(not i.genome.neural.layers for i in program)
 
