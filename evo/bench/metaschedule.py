@@ -204,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("request", help="JSON: model, input_shape, seed, target, trials")
     args = parser.parse_args(argv)
-    _tune_and_export(args.work_dir, json.loads(args.request))
+    from evo.errors import user_error_types
+
+    try:
+        _tune_and_export(args.work_dir, json.loads(args.request))
+    except user_error_types() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
