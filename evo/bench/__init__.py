@@ -17,7 +17,7 @@ from evo.bench.blockswap import (
     uniform_genome,
 )
 from evo.bench.compile import Agreement, check_against_torch, compile_network, run_network
-from evo.bench.end_to_end import EndToEnd, torch_end_to_end, tvm_end_to_end
+from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end, tvm_end_to_end
 from evo.bench.metaschedule import Tuning, metaschedule_end_to_end
 from evo.bench.relax_import import ConvProgramError, RelaxNetwork, to_relax
 from evo.bench.timing import Latency, set_tvm_threads, time_executable, time_torch
@@ -35,6 +35,7 @@ __all__ = [
     "check_against_torch",
     "compile_network",
     "fisher_violation",
+    "genome_end_to_end",
     "metaschedule_end_to_end",
     "run_network",
     "set_tvm_threads",

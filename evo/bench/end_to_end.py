@@ -15,7 +15,8 @@ from torch import nn
 from evo.bench.compile import Agreement, check_against_torch, compile_network
 from evo.bench.relax_import import ConvProgramError, to_relax
 from evo.bench.timing import Latency, time_executable, time_torch
-from genomes.genome import LayerGenome
+from evo.networks import Network, transform_network
+from genomes.genome import LayerGenome, NetworkGenome
 from genomes.plan import LayerPlan
 
 
@@ -80,6 +81,17 @@ def measured(module: nn.Module, executable: tvm.runtime.Executable,
         error = (f"TVM output differs from PyTorch (max abs diff {agreement.max_abs_diff:.3g}, "
                  f"max rel diff {agreement.max_rel_diff:.3g})")
     return EndToEnd(latency, agreement, error, compile_seconds, convs, tuple(fallback))
+
+
+def genome_end_to_end(network: Network, genome: NetworkGenome, target: tvm.target.Target,
+                      threads: int = 2, seed: int = 0, check: bool = True) -> EndToEnd:
+    """`network` transformed by `genome` (weights initialised from `seed`), compiled with
+    the genome's conv programs, checked and timed; an inapplicable genome is the error."""
+    transform = transform_network(network, genome, seed=seed)
+    if not transform.ok:
+        return EndToEnd(None, error=f"genome: {transform.error}")
+    return tvm_end_to_end(transform.module, network.input_shape, target, plans=transform.plans,
+                          threads=threads, check=check)
 
 
 def torch_end_to_end(module: nn.Module, input_shape: tuple[int, ...],

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from evo.bench.compile import check_against_torch, compile_network
-from evo.bench.end_to_end import torch_end_to_end, tvm_end_to_end
+from evo.bench.end_to_end import genome_end_to_end, torch_end_to_end, tvm_end_to_end
 from evo.bench.relax_import import to_relax
 from evo.errors import UsageError
 from evo.networks import load_network, transform_network
@@ -99,3 +99,13 @@ def test_rows_report_latency_and_agreement(target):
     assert row.to_json()["ms"] == row.latency.median_ms
     eager = torch_end_to_end(net, INPUT_SHAPE, threads=1)
     assert eager.ok and eager.latency.threads == 1 and eager.latency.median_ms > 0
+
+
+def test_genome_rows_and_inapplicable_genomes(target):
+    network = load_network("tiny")
+    genome = NetworkGenome({"layer1.conv1": LayerGenome((Group(2), *TEMPLATE_SCHEDULE.genes))})
+    row = genome_end_to_end(network, genome, target, threads=1)
+    assert row.ok, row.error
+    assert row.agreement.matches and row.convs == len(network.slots)
+    bad = genome_end_to_end(network, NetworkGenome({"conv1": LayerGenome((Group(3),))}), target)
+    assert not bad.ok and bad.latency is None and bad.error.startswith("genome:")
