@@ -17,6 +17,7 @@ from evo.bench.blockswap import (
     uniform_genome,
 )
 from evo.bench.compile import Agreement, check_against_torch, compile_network, run_network
+from evo.bench.conv_throughput import ConvThroughput, conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end, tvm_end_to_end
 from evo.bench.metaschedule import Tuning, metaschedule_end_to_end
 from evo.bench.relax_import import ConvProgramError, RelaxNetwork, to_relax
@@ -26,6 +27,7 @@ __all__ = [
     "Agreement",
     "BlockSwapChoice",
     "Candidate",
+    "ConvThroughput",
     "ConvProgramError",
     "EndToEnd",
     "Latency",
@@ -34,6 +36,7 @@ __all__ = [
     "blockswap_baseline",
     "check_against_torch",
     "compile_network",
+    "conv_throughput",
     "fisher_violation",
     "genome_end_to_end",
     "metaschedule_end_to_end",
@@ -43,6 +46,7 @@ __all__ = [
     "time_torch",
     "to_relax",
     "torch_end_to_end",
+    "total_gflops",
     "tvm_end_to_end",
     "uniform_genome",
 ]

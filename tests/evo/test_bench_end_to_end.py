@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from evo.bench.compile import check_against_torch, compile_network
+from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import genome_end_to_end, torch_end_to_end, tvm_end_to_end
 from evo.bench.relax_import import to_relax
 from evo.errors import UsageError
@@ -109,3 +110,17 @@ def test_genome_rows_and_inapplicable_genomes(target):
     assert row.agreement.matches and row.convs == len(network.slots)
     bad = genome_end_to_end(network, NetworkGenome({"conv1": LayerGenome((Group(3),))}), target)
     assert not bad.ok and bad.latency is None and bad.error.startswith("genome:")
+
+
+def test_conv_throughput_compares_each_program_with_pytorch(target):
+    network = load_network("tiny")
+    genome = NetworkGenome({s.id: TEMPLATE_SCHEDULE for s in network.slots})
+    plans = transform_network(network, genome, plans_only=True).plans
+    rows = conv_throughput(plans, target, threads=1)
+    assert [r.slot for r in rows] == list(plans)
+    for row in rows:
+        assert row.error is None and row.tvm_ms > 0 and row.torch_ms > 0
+        assert row.flops == plans[row.slot].flops
+        assert row.to_json()["tvm_gflops"] == pytest.approx(row.flops / row.tvm_ms / 1e6)
+    tvm_total, torch_total = total_gflops(rows)
+    assert tvm_total > 0 and torch_total > 0
