@@ -115,7 +115,9 @@ def test_dask_backend_builds_on_cluster_workers(monkeypatch):
     monkeypatch.setenv(FAULT_ENV, f"{crash.hash()}=crash")
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        evaluator = make_evaluator("tvm", backend="dask", scheduler=cluster.scheduler_address)
+        # a generous build timeout: a fresh worker imports TVM first, slow on a busy machine
+        evaluator = make_evaluator("tvm", backend="dask", scheduler=cluster.scheduler_address,
+                                   build_timeout_s=300)
         try:
             results = evaluator.measure([LayerJob(SPEC, g) for g in (LayerGenome(), TILED,
                                                                       crash)])
