@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "bench-measure": "bench_measure",
     "slots": "slots",
     "fisher": "fisher",
+    "bench": "bench",
 }
 
 

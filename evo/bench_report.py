@@ -1,0 +1,124 @@
+"""The rows of `evo bench`: one run's best network against the baselines, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evo.analysis import load_run
+from evo.bench.blockswap import blockswap_baseline, fisher_violation
+from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
+from evo.bench.metaschedule import metaschedule_end_to_end
+from evo.bench.timing import set_tvm_threads
+from evo.capacity import FisherPotential
+from evo.errors import UsageError
+from evo.networks import load_network, transform_network
+from evo.search.variation import TEMPLATE_SCHEDULE
+from evo.target import make_target
+from genomes.genome import NetworkGenome
+
+
+def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: int,
+              threads: int, out: Path | None) -> dict:
+    """Every row as a dict (name, ms, spread, error, and network facts), plus speedups of
+    the discovered network against rows 1, 2 and 3."""
+    set_tvm_threads(threads)
+    snap = load_run(run)
+    config = snap.config
+    chosen = snap.resolve(ident)
+    genome = snap.individual(chosen).genome
+    network = load_network(config.model, config.input_shape, seed=config.seed)
+    target = make_target(config.target)
+    fisher = FisherPotential(network, data=config.data, seed=config.seed,
+                             batch=config.fisher_batch)
+    original_fisher = fisher.original().total
+
+    def facts(g: NetworkGenome) -> dict:
+        transform = transform_network(network, g, plans_only=True)
+        total = fisher.of(g).total
+        return {"flops": sum(p.flops for p in transform.plans.values()),
+                "params": sum(p.params for p in transform.plans.values()),
+                "fisher_ratio": total / original_fisher if total and original_fisher else None}
+
+    rows: list[dict] = []
+
+    def add(name: str, what: str, result: EndToEnd, g: NetworkGenome | None) -> None:
+        row = {"name": name, "what": what, **result.to_json()}
+        row["spread"] = result.latency.spread if result.latency else None
+        row.update(facts(g) if g is not None else {})
+        rows.append(row)
+
+    program_genome, program_what = _program_only(network, program_run, config.model)
+    add("tvm_program_only", program_what,
+        genome_end_to_end(network, program_genome, target, threads, config.seed), program_genome)
+    if trials:
+        work = out or run / "bench"
+        row, _ = metaschedule_end_to_end(config.model, network.input_shape, work / "metaschedule",
+                                         trials, threads=threads, seed=config.seed)
+        add("tvm_metaschedule", f"original, MetaSchedule {trials} trials", row,
+            NetworkGenome())
+    add("torch_eager_original", f"original, PyTorch eager, {threads} thread(s)",
+        torch_end_to_end(network.module.eval(), network.input_shape, threads), NetworkGenome())
+    choice = blockswap_baseline(network, fisher_violation(fisher, config.threshold, config.scope),
+                                program=TEMPLATE_SCHEDULE)
+    if choice.best is not None:
+        add("blockswap", f"uniform {choice.best.gene}({choice.best.factor}) on "
+            f"{len(choice.best.slots)} slots + template schedule",
+            genome_end_to_end(network, choice.best.genome, target, threads, config.seed),
+            choice.best.genome)
+    add("tvm_discovered", f"individual {chosen} of {run}",
+        genome_end_to_end(network, genome, target, threads, config.seed), genome)
+    discovered = transform_network(network, genome, seed=config.seed).module
+    add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
+        torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
+    return {"model": config.model, "individual": chosen, "threads": threads, "rows": rows,
+            "speedup": _speedups(rows)}
+
+
+def _program_only(network, program_run: Path | None, model: str) -> tuple[NetworkGenome, str]:
+    if program_run is None:
+        genome = NetworkGenome({s.id: TEMPLATE_SCHEDULE for s in network.slots
+                                if all(g.name in s.allowed for g in TEMPLATE_SCHEDULE.genes)})
+        return genome, "original, template schedule on every conv (no program-only run given)"
+    snap = load_run(program_run)
+    if snap.config.model != model:
+        raise UsageError(f"--program-run {program_run}: model {snap.config.model!r}, the run "
+                         f"benchmarked is {model!r}")
+    best = snap.resolve(None)
+    genome = snap.individual(best).genome
+    if genome.neural.layers:
+        raise UsageError(f"--program-run {program_run}: its best has neural genes; "
+                         f"use a run made with --program-only")
+    return genome, f"original, best of program-only run {program_run} (#{best})"
+
+
+def _speedups(rows: list[dict]) -> dict:
+    ms = {row["name"]: row["ms"] for row in rows if row["error"] is None}
+    mine = ms.get("tvm_discovered")
+
+    def ratio(name: str) -> float | None:
+        return ms[name] / mine if mine and ms.get(name) else None
+
+    return {"vs_program_only": ratio("tvm_program_only"),
+            "vs_metaschedule": ratio("tvm_metaschedule"),
+            "vs_torch_eager": ratio("torch_eager_original")}
+
+
+def format_table(result: dict) -> str:
+    """The rows as a table, then the speedups."""
+    lines = [f"{result['model']}, batch 1, {result['threads']} thread(s); "
+             f"discovered = individual {result['individual']}",
+             f"{'row':24} {'ms':>10} {'spread':>7} {'MFLOPs':>9} {'params':>10} "
+             f"{'fisher':>7}  what"]
+    for row in result["rows"]:
+        ms = f"{row['ms']:.3f}" if row["ms"] is not None else "-"
+        spread = f"{row['spread']:.1%}" if row.get("spread") is not None else "-"
+        flops = f"{row['flops'] / 1e6:.1f}" if row.get("flops") is not None else "-"
+        params = f"{row['params']:,}" if row.get("params") is not None else "-"
+        fisher = f"{row['fisher_ratio']:.2f}x" if row.get("fisher_ratio") else "-"
+        lines.append(f"{row['name']:24} {ms:>10} {spread:>7} {flops:>9} {params:>10} "
+                     f"{fisher:>7}  {row['what']}")
+        if row["error"]:
+            lines.append(f"{'':24} error: {row['error']}")
+    for key, value in result["speedup"].items():
+        lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
+    return "\n".join(lines)
