@@ -26,6 +26,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -66,18 +67,24 @@ def faults_from_env() -> dict[str, str]:
     return faults
 
 
+_FORK_LOCK = threading.Lock()
+
+
 def build_task(request: BuildRequest) -> BuildResult:
     """Build one program in a forked child; never raises."""
     start = time.monotonic()
-    _import_tvm()  # once per worker; the forked children inherit it
     with tempfile.TemporaryDirectory(prefix="evo-build-") as folder:
         library = Path(folder, "program.so")
         error_file = Path(folder, "error.txt")
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_end)
-            _child(request, library, error_file, write_end)
+        # A worker may run builds in several threads (Dask): a fork while another thread
+        # holds the import lock (importing TVM) would leave the child deadlocked.
+        with _FORK_LOCK:
+            _import_tvm()  # once per worker; the forked children inherit it
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(read_end)
+                _child(request, library, error_file, write_end)
         os.close(write_end)
         with contextlib.suppress(OSError):  # also done by the child: no race either way
             os.setpgid(pid, pid)
