@@ -12,7 +12,7 @@ from evo.bench.timing import set_tvm_threads
 from evo.capacity import FisherPotential
 from evo.errors import UsageError
 from evo.networks import load_network, transform_network
-from evo.search.variation import TEMPLATE_SCHEDULE
+from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
 from evo.target import make_target
 from genomes.genome import NetworkGenome
 
@@ -76,9 +76,8 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
 
 def _program_only(network, program_run: Path | None, model: str) -> tuple[NetworkGenome, str]:
     if program_run is None:
-        genome = NetworkGenome({s.id: TEMPLATE_SCHEDULE for s in network.slots
-                                if all(g.name in s.allowed for g in TEMPLATE_SCHEDULE.genes)})
-        return genome, "original, template schedule on every conv (no program-only run given)"
+        return (template_genome(network.slots),
+                "original, template schedule on every conv (no program-only run given)")
     snap = load_run(program_run)
     if snap.config.model != model:
         raise UsageError(f"--program-run {program_run}: model {snap.config.model!r}, the run "

@@ -30,9 +30,9 @@ from tvm import relax
 from tvm.relax.frontend.torch.fx_translator import TorchFXImporter
 
 from evo.errors import UsageError
+from evo.networks.slots import conv_spec
 from genomes.genome import LayerGenome, decode_layer
 from genomes.plan import LayerPlan
-from genomes.spec import LayerSpec, SpecError
 from genomes.torch_decoder import TransformedConv
 from genomes.tvm_decoder import pack_weights, to_tvm
 
@@ -131,7 +131,7 @@ class _Importer(TorchFXImporter):
 
     def _plain_conv(self, node: fx.Node) -> relax.Var:
         conv = self.named_modules[node.target]
-        spec = _conv_spec(conv, _input_shape(node))
+        spec = conv_spec(conv, _input_shape(node))
         if not self.own_convs or spec is None:
             self.fallback.append(node.target)
             return self._conv2d_module(node)
@@ -203,20 +203,6 @@ class _Importer(TorchFXImporter):
 
 def _input_shape(node: fx.Node) -> tuple[int, ...]:
     return tuple(node.args[0].meta["tensor_meta"].shape)
-
-
-def _conv_spec(conv: nn.Conv2d, shape: tuple[int, ...]) -> LayerSpec | None:
-    """The conv's LayerSpec at input `shape`, or None if the genome cannot describe it."""
-    if len(shape) != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        return None
-    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-    if k[0] != k[1] or s[0] != s[1] or p[0] != p[1] or d != (1, 1):
-        return None
-    n, c, h, w = shape
-    try:
-        return LayerSpec(c, conv.out_channels, h, w, k[0], s[0], p[0], conv.groups, n)
-    except SpecError:
-        return None
 
 
 def _last_line(exc: BaseException) -> str:

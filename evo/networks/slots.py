@@ -70,7 +70,7 @@ def find_slots(module: nn.Module, input_shape: tuple[int, ...],
     specs: dict[str, LayerSpec] = {}
     for name, conv in convs.items():
         if name in inputs:
-            spec = _spec(conv, inputs[name])
+            spec = conv_spec(conv, inputs[name])
             if spec is not None:
                 specs[name] = spec
     if not specs:
@@ -118,7 +118,7 @@ def _conv_inputs(module: nn.Module, input_shape: tuple[int, ...],
     return seen, tuple(out.shape)
 
 
-def _spec(conv: nn.Conv2d, shape: tuple[int, ...]) -> LayerSpec | None:
+def conv_spec(conv: nn.Conv2d, shape: tuple[int, ...]) -> LayerSpec | None:
     """The conv's LayerSpec at NCHW input `shape`, or None if the genome cannot describe it."""
     if len(shape) != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None

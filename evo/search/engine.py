@@ -64,6 +64,14 @@ class SearchState:
         return state
 
     @property
+    def template_latency(self) -> float | None:
+        """Latency of the template-schedule individual of generation 0, if it was measured."""
+        template = next((i for i, ind in self.individuals.items()
+                         if ind.operator == "initial:template"), None)
+        evaluation = self.evaluations.get(template) if template is not None else None
+        return evaluation.latency_ms if evaluation is not None and evaluation.feasible else None
+
+    @property
     def original_latency(self) -> float | None:
         original = self.evaluations.get(1)
         return original.latency_ms if original is not None and original.feasible else None
@@ -263,10 +271,7 @@ class Search:
         legal = sum(state.evaluations[i.id].legal for i in new)
         best_ms = state.evaluations[best].latency_ms if best is not None else None
         original = state.original_latency
-        template = next((i for i, ind in state.individuals.items()
-                         if ind.operator == "initial:template"), None)
-        template_ms = (state.evaluations[template].latency_ms
-                       if template is not None and state.evaluations[template].feasible else None)
+        template_ms = state.template_latency
         return {
             "generation": state.generation,
             "new": len(new),

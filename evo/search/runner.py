@@ -132,10 +132,8 @@ def _summary(state: SearchState, folder: Path, reason: str) -> None:
         print(f"best legal: individual {best}, {ms:.4f} ms, "
               f"{state.original_latency / ms:.2f}x faster than the original "
               f"({state.original_latency:.4f} ms, unscheduled loops)")
-        template = next((i for i, ind in state.individuals.items()
-                         if ind.operator == "initial:template"), None)
-        if template is not None and state.evaluations[template].feasible:
-            t_ms = state.evaluations[template].latency_ms
+        t_ms = state.template_latency
+        if t_ms:
             print(f"            {t_ms / ms:.2f}x faster than the original with the template "
                   f"schedule ({t_ms:.4f} ms)")
     quoted = shlex.quote(str(folder))

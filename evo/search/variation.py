@@ -19,7 +19,7 @@ from genomes.genes import CacheWrite, Fuse, Parallel, Tile, Unroll, Vectorize
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.spec import LayerSpec
 from operators import Change, crossover, mutate, slot_weights
-from operators.network import SlotLike, with_layer
+from operators.network import SlotLike
 
 # A schedule that is good on x86 CPUs for most conv shapes: register tiles of 8
 # output channels x 16 output columns, vectorized along the columns, accumulated in
@@ -29,6 +29,12 @@ TEMPLATE_SCHEDULE = LayerGenome((
     Tile("co", 8), Tile("ow", 16), Vectorize("ow"), CacheWrite(), Fuse(3), Parallel(),
     Unroll(64),
 ))
+
+
+def template_genome(slots: Sequence[SlotLike]) -> NetworkGenome:
+    """`TEMPLATE_SCHEDULE` on every slot that allows all its genes (not checked to decode)."""
+    return NetworkGenome({slot.id: TEMPLATE_SCHEDULE for slot in slots
+                          if all(g.name in slot.allowed for g in TEMPLATE_SCHEDULE.genes)})
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,7 @@ class Variation:
     def template(self) -> NetworkGenome | None:
         """The original network with `TEMPLATE_SCHEDULE` on every slot that allows it,
         or None if that does not decode."""
-        genome = NetworkGenome()
-        for slot in self.view.slots:
-            if all(g.name in slot.allowed for g in TEMPLATE_SCHEDULE.genes):
-                genome = with_layer(genome, slot.id, TEMPLATE_SCHEDULE)
+        genome = template_genome(self.view.slots)
         if not genome.layers or self.view.check(genome) is not None:
             return None
         return genome
