@@ -6,6 +6,7 @@ from pathlib import Path
 
 from evo.analysis import load_run
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
+from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
 from evo.bench.metaschedule import metaschedule_end_to_end
 from evo.bench.timing import set_tvm_threads
@@ -71,7 +72,19 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
     add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
         torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
     return {"model": config.model, "individual": chosen, "threads": threads, "rows": rows,
-            "speedup": _speedups(rows)}
+            "speedup": _speedups(rows),
+            "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
+                                        target, threads)}
+
+
+def _conv_gflops(plans, target, threads: int) -> dict:
+    """The discovered convs' GFLOP/s, each program alone in TVM and the same plan in
+    PyTorch eager, summed over the network (total FLOPs over total time)."""
+    slots = conv_throughput(plans, target, threads)
+    tvm_gflops, torch_gflops = total_gflops(slots)
+    return {"tvm": tvm_gflops, "torch": torch_gflops,
+            "ratio": tvm_gflops / torch_gflops if tvm_gflops and torch_gflops else None,
+            "slots": [slot.to_json() for slot in slots]}
 
 
 def _program_only(network, program_run: Path | None, model: str) -> tuple[NetworkGenome, str]:
@@ -120,4 +133,9 @@ def format_table(result: dict) -> str:
             lines.append(f"{'':24} error: {row['error']}")
     for key, value in result["speedup"].items():
         lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
+    gflops = result.get("conv_gflops")
+    if gflops and gflops["tvm"] and gflops["torch"]:
+        lines.append(f"discovered convs: {gflops['tvm']:.1f} GFLOP/s in TVM, "
+                     f"{gflops['torch']:.1f} GFLOP/s in PyTorch eager on the same shapes "
+                     f"({gflops['ratio']:.0%})")
     return "\n".join(lines)

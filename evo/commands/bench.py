@@ -1,28 +1,47 @@
-"""`evo bench`: end-to-end latency of a run's best network against the baselines."""
+"""`evo bench`: end-to-end latency of a search's best network against the baselines."""
 
 from __future__ import annotations
 
 import argparse
 
 HELP = ("Measure, in one process and one sitting, whole networks end to end (batch 1): the "
-        "original under TVM (template schedule or a program-only run's best), under "
-        "MetaSchedule and in PyTorch eager, a BlockSwap-style baseline, and a run's best "
-        "legal network in TVM and in PyTorch eager.")
+        "original under TVM (a program-only search's best or the template schedule), under "
+        "MetaSchedule and in PyTorch eager, a BlockSwap-style baseline, and the best legal "
+        "discovered network in TVM and in PyTorch eager. With --model and --time-budget it "
+        "first runs the full search and its program-only twin itself.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, metavar="DIR",
-                        help="the search whose best legal network is benchmarked")
-    parser.add_argument("--id", type=int, help="benchmark this individual instead of the best")
-    parser.add_argument("--program-run", metavar="DIR",
-                        help="a --program-only run of the same model and budget: its best is "
-                             "row 1 (default: the template schedule)")
+    source = parser.add_argument_group("what to benchmark (--model or --run)")
+    source.add_argument("--model",
+                        help="run a full search and a program-only search of --time-budget "
+                             "each on this model (zoo name or file.py:factory), then bench")
+    source.add_argument("--time-budget", metavar="T",
+                        help="search time of each of the two searches, e.g. 2h, 30m")
+    source.add_argument("--input-shape", metavar="N,C,H,W",
+                        help="input shape for --model (default 1,3,32,32)")
+    source.add_argument("--population", type=int, default=16,
+                        help="individuals per generation of the searches (default 16)")
+    source.add_argument("--seed", type=int, default=0, help="searches' seed (default 0)")
+    source.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
+    source.add_argument("--cache", metavar="PATH",
+                        help="the searches' measurement cache (default "
+                             "runs/.cache/measurements.sqlite)")
+    source.add_argument("--run", metavar="DIR",
+                        help="benchmark the best legal network of this finished search")
+    source.add_argument("--id", type=int, help="with --run: this individual instead of the best")
+    source.add_argument("--program-run", metavar="DIR",
+                        help="with --run: a --program-only run of the same model and budget; "
+                             "its best is row 1 (default: the template schedule)")
     parser.add_argument("--metaschedule-trials", type=int, default=64, metavar="N",
                         help="MetaSchedule trials for row 2 (default 64; 0 skips the row)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for TVM and PyTorch (default 2)")
     parser.add_argument("--out", metavar="DIR",
-                        help="where MetaSchedule keeps its database (default RUN/bench)")
+                        help="with --model: the benchmark folder (searches, MetaSchedule "
+                             "database, result.json; default runs/bench-MODEL-T); with --run: "
+                             "where MetaSchedule keeps its database (default RUN/bench)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars in the searches")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -35,11 +54,55 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1 or args.metaschedule_trials < 0:
         raise UsageError("--threads must be >= 1 and --metaschedule-trials >= 0")
+    if (args.model is None) == (args.run is None):
+        raise UsageError("give either --model M --time-budget T (run the searches) or "
+                         "--run DIR (a finished search)")
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # before anything starts TVM's pool
     from evo.bench_report import benchmark, format_table
 
-    result = benchmark(Path(args.run), args.id, Path(args.program_run) if args.program_run
-                       else None, args.metaschedule_trials, args.threads,
-                       Path(args.out) if args.out else None)
+    if args.run is not None:
+        if args.time_budget or args.input_shape:
+            raise UsageError("--time-budget and --input-shape go with --model, not --run")
+        run_dir = Path(args.run)
+        program_run = Path(args.program_run) if args.program_run else None
+        out = Path(args.out) if args.out else None
+        chosen = args.id
+    else:
+        run_dir, program_run, out = _searches(args)
+        chosen = None
+    result = benchmark(run_dir, chosen, program_run, args.metaschedule_trials, args.threads, out)
+    if args.model is not None:
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0 if all(row["error"] is None for row in result["rows"]) else 1
+
+
+def _searches(args: argparse.Namespace):
+    """Run (or resume, or reuse) the two searches; their folders and the bench folder."""
+    import contextlib
+    import re
+    import sys
+    from pathlib import Path
+
+    from evo.bench_searches import run_bench_searches, search_configs
+    from evo.commands.run import parse_input_shape
+    from evo.errors import UsageError
+    from evo.search.config import parse_duration
+
+    if not args.time_budget:
+        raise UsageError("--model needs --time-budget T (each search's time, e.g. 2h)")
+    if args.id is not None or args.program_run:
+        raise UsageError("--id and --program-run go with --run, not --model")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    budget = parse_duration(args.time_budget)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model.rsplit("/", 1)[-1])
+    out = Path(args.out) if args.out else Path("runs", f"bench-{slug}-{args.time_budget}")
+    configs = search_configs(args.model, parse_input_shape(args.input_shape), budget,
+                             args.seed, args.population, args.jobs, args.cache)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the benchmark's result alone
+        searches = run_bench_searches(configs, out, quiet=args.quiet)
+    for search in searches:
+        verb = "ran" if search.ran else "reused"
+        print(f"evo bench: {verb} {search.name} search in {search.folder}", file=sys.stderr)
+    return out / "search", out / "program-only", out

@@ -73,15 +73,7 @@ def config_from_args(args: argparse.Namespace):
     from evo.errors import UsageError
     from evo.search.config import RunConfig, parse_duration
 
-    shape = None
-    if args.input_shape:
-        try:
-            shape = tuple(int(x) for x in args.input_shape.split(","))
-        except ValueError:
-            raise UsageError(f"--input-shape {args.input_shape!r}: expected integers like "
-                             "1,3,32,32") from None
-        if len(shape) != 4 or min(shape) < 1:
-            raise UsageError(f"--input-shape {args.input_shape!r}: expected N,C,H,W")
+    shape = parse_input_shape(args.input_shape)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.fisher_batch < 1:
@@ -100,6 +92,21 @@ def config_from_args(args: argparse.Namespace):
         fisher_batch=args.fisher_batch, crossover_prob=args.crossover_prob,
         initial_genes=args.initial_genes, neural=not args.program_only,
     )
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """`--input-shape N,C,H,W` as a tuple (None when not given); UsageError when malformed."""
+    from evo.errors import UsageError
+
+    if not text:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape {text!r}: expected integers like 1,3,32,32") from None
+    if len(shape) != 4 or min(shape) < 1:
+        raise UsageError(f"--input-shape {text!r}: expected N,C,H,W")
+    return shape
 
 
 def run(args: argparse.Namespace) -> int:

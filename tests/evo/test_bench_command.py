@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from evo.analysis import load_run
+from evo.bench_searches import (
+    BENCH_GENERATIONS,
+    MIN_REMAINING_S,
+    run_bench_searches,
+    search_configs,
+    search_seconds,
+)
 from evo.cli import main
+from evo.networks import load_network
+from evo.search.config import RunConfig
 
 
 def test_bench_rows_and_speedups(tmp_path: Path, capsys) -> None:
@@ -34,3 +49,78 @@ def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["bench", "--run", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope" in err
+
+
+def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    argv = ["bench", "--model", "tiny", "--time-budget", "6s", "--population", "4",
+            "--metaschedule-trials", "0", "--out", str(out), "--quiet", "--json",
+            "--cache", str(tmp_path / "cache.sqlite")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "ran search search" in captured.err and "ran program-only search" in captured.err
+    result = json.loads(captured.out)
+    assert json.loads((out / "result.json").read_text()) == result
+    full, program = RunConfig.load(out / "search"), RunConfig.load(out / "program-only")
+    assert full.neural and not program.neural and full.time_budget_s == 6.0
+    assert load_run(out / "search").sessions[-1]["reason"] == "time budget"
+    program_best = load_run(out / "program-only").individual(
+        load_run(out / "program-only").resolve(None)).genome
+    assert not program_best.neural.layers  # row 1 is the original network, only scheduled
+    assert result["rows"][0]["what"].startswith("original, best of program-only run")
+    gflops = result["conv_gflops"]
+    assert gflops["tvm"] > 0 and gflops["torch"] > 0
+    assert gflops["ratio"] == gflops["tvm"] / gflops["torch"]
+    assert len(gflops["slots"]) == len(load_network("tiny").slots)
+
+    sessions = len(load_run(out / "search").sessions)
+    assert main(argv) == 0  # a second call measures again but does not search again
+    assert "reused search search" in capsys.readouterr().err
+    assert len(load_run(out / "search").sessions) == sessions
+
+
+def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    cache = str(tmp_path / "cache.sqlite")
+    configs = search_configs("tiny", None, 20.0, 0, 4, cache=cache)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "evo", "run", "--model", "tiny", "--time-budget", "20s",
+         "--generations", str(BENCH_GENERATIONS), "--population", "4",
+         "--out", str(out / "search"), "--cache", cache, "--quiet"],
+        stderr=subprocess.PIPE, text=True)
+    for line in child.stderr:  # kill it once its first generation is stored
+        if line.startswith("generation 0:"):
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait()
+    spent = search_seconds(out / "search")
+    assert 0 < spent < 20 - MIN_REMAINING_S, spent
+    done = run_bench_searches({"search": configs["search"]}, out, quiet=True)
+    assert done[0].ran
+    snap = load_run(out / "search")
+    assert len(snap.sessions) == 2 and snap.sessions[-1]["reason"] == "time budget"
+    assert 20 <= search_seconds(out / "search") < 20 + 10  # the budget, not twice it
+
+
+def test_bench_refuses_a_folder_of_another_search(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    (out / "search").mkdir(parents=True)
+    RunConfig(model="tiny", time_budget_s=60.0, generations=BENCH_GENERATIONS).save(
+        out / "search")
+    assert main(["bench", "--model", "tiny", "--time-budget", "30s", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "time_budget_s 60.0" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench"],
+    ["bench", "--model", "tiny"],
+    ["bench", "--model", "tiny", "--run", "x"],
+    ["bench", "--model", "tiny", "--time-budget", "soon"],
+    ["bench", "--model", "nonet", "--time-budget", "1m"],
+    ["bench", "--run", "x", "--time-budget", "1m"],
+])
+def test_bench_bad_options_are_one_line(argv, tmp_path: Path, capsys) -> None:
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("evo bench: error:")

@@ -1,0 +1,98 @@
+"""The two searches behind `evo bench --model M --time-budget T --out DIR`.
+
+`DIR/search` is a full search (neural and program genes) and `DIR/program-only`
+its twin with neural genes off; both have the same model, seed, population and
+time budget, and no generation limit (`BENCH_GENERATIONS`), so the budget alone
+stops them. Running the command again reuses a search that used its whole
+budget and resumes one that was interrupted with the budget it has left, so a
+benchmark stopped by Ctrl-C, a crash or a reboot continues where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evo.analysis import load_run
+from evo.analysis.status import FINISHED
+from evo.errors import UsageError
+from evo.search.config import CONFIG_NAME, RunConfig
+from evo.search.runner import resume_run, start_run
+from evo.store.run_store import DB_NAME
+
+BENCH_GENERATIONS = 1_000_000
+# A resumed search with less than this left is counted as finished.
+MIN_REMAINING_S = 5.0
+
+
+@dataclass(frozen=True)
+class BenchSearch:
+    """One of the two searches: its folder and whether this call ran it."""
+
+    name: str
+    folder: Path
+    ran: bool
+
+
+def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
+                   seed: int, population: int, jobs: int | None = None,
+                   cache: str | None = None) -> dict[str, RunConfig]:
+    """The full search's and the program-only twin's configs, by folder name."""
+    common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
+                  population=population, generations=BENCH_GENERATIONS, jobs=jobs, cache=cache)
+    return {"search": RunConfig(**common, neural=True),
+            "program-only": RunConfig(**common, neural=False)}
+
+
+def run_bench_searches(configs: dict[str, RunConfig], out: Path,
+                       quiet: bool = False) -> list[BenchSearch]:
+    """Start, resume or reuse each search in `out/NAME`, in order.
+
+    Raises UsageError when a folder holds a different search, and KeyboardInterrupt
+    when a search was stopped by a signal (its progress is kept for the next call).
+    """
+    done = []
+    for name, config in configs.items():
+        folder = out / name
+        ran = _ensure(config, folder, quiet)
+        done.append(BenchSearch(name, folder, ran))
+    return done
+
+
+def search_seconds(folder: Path) -> float:
+    """Search time a run folder has used: the cumulative elapsed time recorded with its
+    last finished generation (the budget counts it the same way; a generation cut short
+    by a crash is not counted, its work is lost)."""
+    last = load_run(folder).last
+    return last.elapsed_s if last is not None else 0.0
+
+
+def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
+    if not (folder / CONFIG_NAME).exists() and not (folder / DB_NAME).exists():
+        _check(start_run(config, folder, quiet), folder)
+        return True
+    existing = RunConfig.load(folder)
+    _same_search(existing, config, folder)
+    snap = load_run(folder)
+    if snap.sessions and snap.sessions[-1].get("reason") in FINISHED:
+        return False
+    remaining = (config.time_budget_s or 0.0) - search_seconds(folder)
+    if remaining < MIN_REMAINING_S and snap.last is not None:
+        return False
+    _check(resume_run(folder, time_budget_s=max(remaining, MIN_REMAINING_S), quiet=quiet),
+           folder)
+    return True
+
+
+def _same_search(existing: RunConfig, wanted: RunConfig, folder: Path) -> None:
+    for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural"):
+        have, want = getattr(existing, name), getattr(wanted, name)
+        if have != want:
+            raise UsageError(f"{folder} holds a search with {name} {have!r}, not {want!r}; "
+                             f"use another --out")
+
+
+def _check(code: int, folder: Path) -> None:
+    if code != 0:
+        # the runner already printed why it stopped
+        raise KeyboardInterrupt(f"search in {folder} stopped")
