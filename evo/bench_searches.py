@@ -36,10 +36,12 @@ class BenchSearch:
 
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
                    seed: int, population: int, jobs: int | None = None,
-                   cache: str | None = None) -> dict[str, RunConfig]:
+                   cache: str | None = None, fisher_bn: str = "batch",
+                   threshold: float = 1.0) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
-                  population=population, generations=BENCH_GENERATIONS, jobs=jobs, cache=cache)
+                  population=population, generations=BENCH_GENERATIONS, jobs=jobs, cache=cache,
+                  fisher_bn=fisher_bn, threshold=threshold)
     return {"search": RunConfig(**common, neural=True),
             "program-only": RunConfig(**common, neural=False)}
 
@@ -85,7 +87,8 @@ def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
 
 
 def _same_search(existing: RunConfig, wanted: RunConfig, folder: Path) -> None:
-    for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural"):
+    for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural",
+                 "fisher_bn", "threshold"):
         have, want = getattr(existing, name), getattr(wanted, name)
         if have != want:
             raise UsageError(f"{folder} holds a search with {name} {have!r}, not {want!r}; "

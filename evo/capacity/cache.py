@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS fisher (
 
 
 class FisherCache:
-    """Rows keyed by (model identity, input shape, neural-part hash, data, seed, batch)."""
+    """Rows keyed by (model identity, input shape, neural-part hash, data, seed, batch, bn);
+    the key text holds all of them, the columns the first six for reading by hand."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -51,7 +52,7 @@ class FisherCache:
         return FisherResult(total, json.loads(per_slot), error)
 
     def put(self, key: tuple, result: FisherResult) -> None:
-        model, shape, neural_hash, data, seed, batch = key
+        model, shape, neural_hash, data, seed, batch, *_ = key
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO fisher VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

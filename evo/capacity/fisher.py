@@ -11,6 +11,21 @@ The measured activation of a slot is the output of its conv block: the output of
 the BatchNorm2d that is the conv's only consumer (before any ReLU), or the conv's
 own output when it is not followed by exactly one BatchNorm (e.g. DenseNet's 3x3
 convs, whose output is concatenated). `Slot.measure_at` names that module.
+
+How BatchNorm normalises while the potential is measured (`bn`):
+
+- "batch" (default; BlockSwap's and the paper's code): with the minibatch's
+  statistics. Each transformed conv gets fresh weights (PyTorch's default
+  initialisation, seeded by its name). BatchNorm then cancels a conv's weight
+  scale, and in post-activation networks (conv -> BN -> ReLU, every zoo ResNet)
+  the potential *rises* when convs are made depthwise: fewer redundant paths make
+  each remaining channel more salient.
+- "running": with its running statistics, which at initialisation are mean 0 and
+  variance 1, so every BatchNorm is the identity; transformed convs inherit the
+  original conv's initial weights (`evo.networks.inherit`). A transformed network
+  is then the original with connections removed: removing connections lowers the
+  potential (every conv depthwise: to ~0), removing none (Seq3) keeps it. Legality
+  then needs a `--threshold` below 1 (grouping one resnet18 conv by 2 keeps ~0.93).
 """
 
 from __future__ import annotations
@@ -22,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from evo.networks.base import Slot
+
+BN_MODES = ("batch", "running")
 
 
 @dataclass(frozen=True)
@@ -37,9 +54,10 @@ class FisherResult:
 
 
 def fisher_potential(module: nn.Module, slots: tuple[Slot, ...], x: torch.Tensor,
-                     y: torch.Tensor) -> FisherResult:
+                     y: torch.Tensor, bn: str = "batch") -> FisherResult:
     """Measure the Fisher Potential of `module` (modified: its parameters stop requiring
-    grad and it is put in training mode) on the minibatch (x, y)."""
+    grad and it is put in training mode, its BatchNorms in eval mode when `bn` is
+    "running") on the minibatch (x, y)."""
     captured: dict[str, list[torch.Tensor]] = {slot.id: [] for slot in slots}
     handles = []
     for slot in slots:
@@ -55,6 +73,10 @@ def fisher_potential(module: nn.Module, slots: tuple[Slot, ...], x: torch.Tensor
     for p in module.parameters():
         p.requires_grad_(False)
     module.train()
+    if bn == "running":
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     try:
         with torch.enable_grad():
             logits = module(x)

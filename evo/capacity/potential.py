@@ -7,7 +7,7 @@ from pathlib import Path
 
 from evo.capacity.cache import FisherCache
 from evo.capacity.data import load_batch, parse_data
-from evo.capacity.fisher import FisherResult, fisher_potential
+from evo.capacity.fisher import BN_MODES, FisherResult, fisher_potential
 from evo.errors import UsageError
 from evo.networks import Network, transform_network
 from evo.networks.threads import torch_threads
@@ -22,7 +22,12 @@ class FisherPotential:
     The batch comes from `data` and `seed`; weights are initialised from `seed`.
     Results are cached in memory by the genome's neural part (program genes do not
     change it) and, with `cache_path`, in an SQLite file keyed by model identity,
-    input shape, neural-part hash, data, seed and batch size.
+    input shape, neural-part hash, data, seed, batch size and `bn`.
+
+    `bn` is how BatchNorm normalises while it is measured (`evo.capacity.fisher`):
+    "batch" (the minibatch's statistics, fresh weights per transformed conv) or
+    "running" (its initial running statistics, so BatchNorm is the identity, and
+    transformed convs inherit the original conv's weights).
 
     Each computation runs torch on `threads` threads (restored afterwards); one by
     default (see `evo.networks.threads`).
@@ -30,13 +35,15 @@ class FisherPotential:
 
     def __init__(self, network: Network, data: str = "synthetic", seed: int = 0,
                  batch: int = 16, cache_path: str | Path | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, bn: str = "batch") -> None:
         if not isinstance(batch, int) or batch < 2:
             raise UsageError(f"fisher batch {batch!r}: must be an integer >= 2 "
                              f"(BatchNorm needs more than one sample)")
         if len(network.output_shape) != 2:
             raise UsageError(f"model {network.name}: output shape {network.output_shape} is "
                              f"not (batch, classes) logits; the Fisher Potential needs them")
+        if bn not in BN_MODES:
+            raise UsageError(f"fisher bn {bn!r}: choose one of {', '.join(BN_MODES)}")
         if not isinstance(threads, int) or threads < 1:
             raise UsageError(f"fisher threads {threads!r}: must be an integer >= 1")
         self.network = network
@@ -44,6 +51,7 @@ class FisherPotential:
         self.data = parse_data(data)
         self.seed = seed
         self.batch = batch
+        self.bn = bn
         self.x, self.y = load_batch(self.data, network.input_shape[1:], batch,
                                     network.output_shape[1], seed)
         self._memory: dict[str, FisherResult] = {}
@@ -57,7 +65,7 @@ class FisherPotential:
         if neural_hash in self._memory:
             return self._memory[neural_hash]
         key = (self.network.identity or self.network.name, tuple(self.network.input_shape),
-               neural_hash, self.data.identity, self.seed, self.batch)
+               neural_hash, self.data.identity, self.seed, self.batch, self.bn)
         result = self._disk.get(key) if self._disk is not None else None
         if result is None:
             result = self._compute(neural)
@@ -71,12 +79,14 @@ class FisherPotential:
 
     def _compute(self, neural: NetworkGenome) -> FisherResult:
         self.computed += 1
-        transform = transform_network(self.network, neural, seed=self.seed, share_weights=True)
+        transform = transform_network(self.network, neural, seed=self.seed, share_weights=True,
+                                      inherit=self.bn == "running")
         if transform.error is not None or transform.module is None:
             return FisherResult(None, {}, transform.error)
         try:
             with torch_threads(self.threads):
-                return fisher_potential(transform.module, self.network.slots, self.x, self.y)
+                return fisher_potential(transform.module, self.network.slots, self.x, self.y,
+                                        self.bn)
         except RuntimeError as exc:  # e.g. out of memory: a value for this candidate
             return FisherResult(None, {}, f"fisher: {type(exc).__name__}: {exc}"[:300])
 

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="individuals per generation of the searches (default 16)")
     source.add_argument("--seed", type=int, default=0, help="searches' seed (default 0)")
     source.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
+    source.add_argument("--threshold", type=float, default=1.0,
+                        help="the searches' capacity threshold (default 1.0)")
+    source.add_argument("--fisher-bn", choices=("batch", "running"), default="batch",
+                        help="the searches' Fisher Potential BatchNorm mode (see evo run)")
     source.add_argument("--cache", metavar="PATH",
                         help="the searches' measurement cache (default "
                              "runs/.cache/measurements.sqlite)")
@@ -85,8 +89,8 @@ def _searches(args: argparse.Namespace):
     from pathlib import Path
 
     from evo.bench_searches import run_bench_searches, search_configs
-    from evo.commands.run import parse_input_shape
     from evo.errors import UsageError
+    from evo.networks.loading import parse_input_shape
     from evo.search.config import parse_duration
 
     if not args.time_budget:
@@ -98,8 +102,10 @@ def _searches(args: argparse.Namespace):
     budget = parse_duration(args.time_budget)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model.rsplit("/", 1)[-1])
     out = Path(args.out) if args.out else Path("runs", f"bench-{slug}-{args.time_budget}")
-    configs = search_configs(args.model, parse_input_shape(args.input_shape), budget,
-                             args.seed, args.population, args.jobs, args.cache)
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    configs = search_configs(args.model, shape, budget,
+                             args.seed, args.population, args.jobs, args.cache,
+                             args.fisher_bn, args.threshold)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the benchmark's result alone
         searches = run_bench_searches(configs, out, quiet=args.quiet)
     for search in searches:

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the minibatch and the weights (default 0)")
     parser.add_argument("--batch", type=int, default=16,
                         help="minibatch size (default 16)")
+    parser.add_argument("--bn", choices=("batch", "running"), default="batch",
+                        help="BatchNorm while measuring: the minibatch's statistics (default) or "
+                             "its initial running statistics, transformed convs inheriting the "
+                             "original's weights (see README, Fisher Potential)")
     parser.add_argument("--threshold", type=float, default=1.0,
                         help="legal when potential >= threshold x the original's (default 1.0)")
     parser.add_argument("--scope", choices=("network", "layer"), default="network",
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.genome}: does not apply to {args.model}: {check.error}")
     started = time.perf_counter()
     potential = FisherPotential(network, data=args.data, seed=args.seed, batch=args.batch,
-                                cache_path=args.cache, threads=args.threads)
+                                cache_path=args.cache, threads=args.threads, bn=args.bn)
     try:
         original = potential.original()
         result = potential.of(genome) if genome is not None else original
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if result.error is not None:
         raise UsageError(f"fisher: {result.error}")
     report = {"model": args.model, "input_shape": list(network.input_shape), "data": args.data,
-              "seed": args.seed, "batch": args.batch, "fisher": result.total,
+              "seed": args.seed, "batch": args.batch, "bn": args.bn, "fisher": result.total,
               "per_slot": result.per_slot}
     if genome is not None:
         amount = violation(original, result, args.threshold, args.scope)

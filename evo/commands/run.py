@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="minibatch for Fisher Potential: synthetic, cifar10:DIR or npz:FILE")
     cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
                      help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
+    cap.add_argument("--fisher-bn", choices=("batch", "running"), default=d.fisher_bn,
+                     help="BatchNorm while measuring: batch statistics (default, the paper's "
+                          "setting) or its initial running statistics with inherited weights "
+                          "(stricter: removing connections lowers the potential; pair it with "
+                          "--threshold below 1)")
     meas = parser.add_argument_group("measurement")
     meas.add_argument("--evaluator", choices=EVALUATORS, default=d.evaluator,
                       help="tvm: build and time each conv (default); analytic: deterministic "
@@ -71,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     """The RunConfig these options describe (raises UsageError on bad values)."""
     from evo.errors import UsageError
+    from evo.networks.loading import parse_input_shape
     from evo.search.config import RunConfig, parse_duration
 
-    shape = parse_input_shape(args.input_shape)
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.fisher_batch < 1:
@@ -89,24 +95,10 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed, evaluator=args.evaluator, jobs=args.jobs, target=args.target,
         cache=args.cache, runner=args.runner, backend=args.backend, scheduler=args.scheduler,
         threshold=args.threshold, scope=args.scope, data=args.data,
-        fisher_batch=args.fisher_batch, crossover_prob=args.crossover_prob,
+        fisher_batch=args.fisher_batch, fisher_bn=args.fisher_bn,
+        crossover_prob=args.crossover_prob,
         initial_genes=args.initial_genes, neural=not args.program_only,
     )
-
-
-def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
-    """`--input-shape N,C,H,W` as a tuple (None when not given); UsageError when malformed."""
-    from evo.errors import UsageError
-
-    if not text:
-        return None
-    try:
-        shape = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise UsageError(f"--input-shape {text!r}: expected integers like 1,3,32,32") from None
-    if len(shape) != 4 or min(shape) < 1:
-        raise UsageError(f"--input-shape {text!r}: expected N,C,H,W")
-    return shape
 
 
 def run(args: argparse.Namespace) -> int:

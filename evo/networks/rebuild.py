@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from evo.networks.base import Network
+from evo.networks.inherit import inherit_weights
 from genomes.plan import LayerPlan, initial_plan
 from genomes.torch_decoder import TransformedConv
 
@@ -50,19 +51,24 @@ def layer_seed(seed: int, name: str) -> int:
 
 
 def build_module(network: Network, plans: dict[str, LayerPlan], bn_sizes: dict[str, int],
-                 seed: int, share_weights: bool = False) -> nn.Module:
+                 seed: int, share_weights: bool = False, inherit: bool = False) -> nn.Module:
     """A copy of `network.module` with each slot conv replaced by its plan's module and the
     BatchNorms in `bn_sizes` rebuilt at their new size; every layer re-initialised.
 
     With `share_weights`, untouched slots use the cached weight tensors themselves: the
-    module must then not be trained or changed in place.
+    module must then not be trained or changed in place. With `inherit`, transformed
+    slots start from their original conv's weights (`evo.networks.inherit`).
     """
     skip = {id(network.module.get_submodule(slot_id)): nn.Identity() for slot_id in plans}
     module = copy.deepcopy(network.module, memo=skip)
     for slot_id, plan in plans.items():
         biased = network.module.get_submodule(slot_id).bias is not None
-        module.set_submodule(slot_id, _slot_conv(network, slot_id, plan, biased, seed,
-                                                 share_weights))
+        conv = _slot_conv(network, slot_id, plan, biased, seed, share_weights)
+        original = network.slot(slot_id).spec
+        if inherit and conv.plan.pieces != initial_plan(original).pieces:
+            untouched = _slot_conv(network, slot_id, initial_plan(original), biased, seed, True)
+            inherit_weights(conv, untouched, original.groups)
+        module.set_submodule(slot_id, conv)
     for name, size in bn_sizes.items():
         old = module.get_submodule(name)
         module.set_submodule(name, nn.BatchNorm2d(size, old.eps, old.momentum, old.affine,

@@ -36,11 +36,13 @@ class NetworkTransform:
 
 
 def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
-                      plans_only: bool = False, share_weights: bool = False) -> NetworkTransform:
+                      plans_only: bool = False, share_weights: bool = False,
+                      inherit: bool = False) -> NetworkTransform:
     """Plans for every slot (in slot order) and, unless `plans_only`, the new module.
 
     `share_weights` lets untouched slots share cached weight tensors (faster; the module
-    must then be used read-only, as the Fisher Potential does).
+    must then be used read-only, as the Fisher Potential does). `inherit` starts every
+    transformed conv from its original conv's initial weights (`evo.networks.inherit`).
 
     Never raises for a bad genome: an unknown slot, a gene not allowed at a slot, a
     gene whose precondition fails, or a grouped conv that cannot take the reduced
@@ -76,5 +78,5 @@ def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
             bn_sizes.update(dict.fromkeys(slot.shrinks, out))
     if plans_only:
         return NetworkTransform(None, plans)
-    module = build_module(network, plans, bn_sizes, seed, share_weights)
+    module = build_module(network, plans, bn_sizes, seed, share_weights, inherit)
     return NetworkTransform(module, plans)

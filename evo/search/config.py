@@ -36,6 +36,7 @@ class RunConfig:
     scope: str = "network"
     data: str = "synthetic"
     fisher_batch: int = 16
+    fisher_bn: str = "batch"
     crossover_prob: float = 0.5
     initial_genes: int = 4
     max_attempts: int = 20
@@ -58,6 +59,8 @@ class RunConfig:
             raise UsageError("--crossover-prob must be in [0, 1]")
         if self.threshold <= 0:
             raise UsageError("--threshold must be positive")
+        if self.fisher_bn not in ("batch", "running"):
+            raise UsageError(f"--fisher-bn {self.fisher_bn!r}: choose batch or running")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
 

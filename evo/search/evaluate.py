@@ -105,7 +105,7 @@ def build_context(config: RunConfig, folder: Path | None = None) -> SearchContex
     """Load the network, its capacity reference and the layer evaluator for `config`."""
     network = load_network(config.model, config.input_shape, seed=config.seed)
     fisher = FisherPotential(network, data=config.data, seed=config.seed,
-                             batch=config.fisher_batch)
+                             batch=config.fisher_batch, bn=config.fisher_bn)
     cache = config.cache or DEFAULT_CACHE
     layers = make_evaluator(config.evaluator, target=config.target, jobs=config.jobs,
                             cache_path=cache, runner=config.runner, backend=config.backend,

@@ -42,6 +42,18 @@ def test_fisher_json_matches_the_library(capsys):
     assert "legal" not in report
 
 
+def test_fisher_running_statistics_mode(tmp_path, capsys):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"schema": 1, "layers": {
+        s: [{"gene": "depthwise"}] for s in ("layer1.conv1", "layer1.conv2", "conv2")}}))
+    assert main(["fisher", "--model", "tiny", "--bn", "running", "--genome", str(path),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = FisherPotential(load_network("tiny"), bn="running").original()
+    assert report["bn"] == "running" and report["original"] == expected.total
+    assert report["ratio"] < 0.5 and not report["legal"]
+
+
 def test_fisher_with_genome_reports_legality(tmp_path, capsys):
     path = tmp_path / "g.json"
     path.write_text(json.dumps({"schema": 1, "layers": {
