@@ -36,7 +36,7 @@ class BenchSearch:
 
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
                    seed: int, population: int, jobs: int | None = None,
-                   cache: str | None = None, fisher_bn: str = "batch",
+                   cache: str | None = None, fisher_bn: str = "running",
                    threshold: float = 1.0) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,

@@ -25,9 +25,9 @@ class FisherPotential:
     input shape, neural-part hash, data, seed, batch size and `bn`.
 
     `bn` is how BatchNorm normalises while it is measured (`evo.capacity.fisher`):
-    "batch" (the minibatch's statistics, fresh weights per transformed conv) or
-    "running" (its initial running statistics, so BatchNorm is the identity, and
-    transformed convs inherit the original conv's weights).
+    "running" (default: its initial running statistics, so BatchNorm is the identity,
+    and transformed convs inherit the original conv's weights) or "batch" (the
+    minibatch's statistics, fresh weights per transformed conv; the paper's setting).
 
     Each computation runs torch on `threads` threads (restored afterwards); one by
     default (see `evo.networks.threads`).
@@ -35,7 +35,7 @@ class FisherPotential:
 
     def __init__(self, network: Network, data: str = "synthetic", seed: int = 0,
                  batch: int = 16, cache_path: str | Path | None = None,
-                 threads: int = 1, bn: str = "batch") -> None:
+                 threads: int = 1, bn: str = "running") -> None:
         if not isinstance(batch, int) or batch < 2:
             raise UsageError(f"fisher batch {batch!r}: must be an integer >= 2 "
                              f"(BatchNorm needs more than one sample)")

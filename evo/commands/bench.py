@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
     source.add_argument("--threshold", type=float, default=1.0,
                         help="the searches' capacity threshold (default 1.0)")
-    source.add_argument("--fisher-bn", choices=("batch", "running"), default="batch",
+    source.add_argument("--fisher-bn", choices=("running", "batch"), default="running",
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
     source.add_argument("--cache", metavar="PATH",
                         help="the searches' measurement cache (default "

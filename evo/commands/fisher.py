@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the minibatch and the weights (default 0)")
     parser.add_argument("--batch", type=int, default=16,
                         help="minibatch size (default 16)")
-    parser.add_argument("--bn", choices=("batch", "running"), default="batch",
-                        help="BatchNorm while measuring: the minibatch's statistics (default) or "
-                             "its initial running statistics, transformed convs inheriting the "
-                             "original's weights (see README, Fisher Potential)")
+    parser.add_argument("--bn", choices=("running", "batch"), default="running",
+                        help="BatchNorm while measuring: its initial running statistics, "
+                             "transformed convs inheriting the original's weights (default), or "
+                             "the minibatch's statistics (the paper's setting); see README")
     parser.add_argument("--threshold", type=float, default=1.0,
                         help="legal when potential >= threshold x the original's (default 1.0)")
     parser.add_argument("--scope", choices=("network", "layer"), default="network",

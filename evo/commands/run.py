@@ -49,11 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="minibatch for Fisher Potential: synthetic, cifar10:DIR or npz:FILE")
     cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
                      help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
-    cap.add_argument("--fisher-bn", choices=("batch", "running"), default=d.fisher_bn,
-                     help="BatchNorm while measuring: batch statistics (default, the paper's "
-                          "setting) or its initial running statistics with inherited weights "
-                          "(stricter: removing connections lowers the potential; pair it with "
-                          "--threshold below 1)")
+    cap.add_argument("--fisher-bn", choices=("running", "batch"), default=d.fisher_bn,
+                     help="BatchNorm while measuring: its initial running statistics with "
+                          "inherited weights (default; removing connections lowers the "
+                          "potential) or the minibatch's statistics (the paper's setting, "
+                          "which lets depthwise convs through)")
     meas = parser.add_argument_group("measurement")
     meas.add_argument("--evaluator", choices=EVALUATORS, default=d.evaluator,
                       help="tvm: build and time each conv (default); analytic: deterministic "

@@ -36,7 +36,7 @@ class RunConfig:
     scope: str = "network"
     data: str = "synthetic"
     fisher_batch: int = 16
-    fisher_bn: str = "batch"
+    fisher_bn: str = "running"
     crossover_prob: float = 0.5
     initial_genes: int = 4
     max_attempts: int = 20
@@ -77,6 +77,8 @@ class RunConfig:
         unknown = set(data) - known
         if unknown:
             raise UsageError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        if "fisher_bn" not in data:  # written before the option existed: batch statistics
+            data = {**data, "fisher_bn": "batch"}
         if data.get("input_shape") is not None:
             data = {**data, "input_shape": tuple(data["input_shape"])}
         try:

@@ -40,9 +40,11 @@ def write_npz(path, n=8, shape=(3, 32, 32), classes=10, seed=1):
     return x, y
 
 
-def independent_fisher(module: nn.Module, activations: dict[str, str], x, y) -> dict[str, float]:
+def independent_fisher(module: nn.Module, activations: dict[str, str], x, y,
+                       bn: str = "running") -> dict[str, float]:
     """The formula, computed another way: retained grads after loss.backward(), float64
-    numpy, an explicit loop over channels."""
+    numpy, an explicit loop over channels; BatchNorm on its running statistics (eval
+    mode) or on the batch's."""
     for m in module.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False
@@ -54,6 +56,9 @@ def independent_fisher(module: nn.Module, activations: dict[str, str], x, y) -> 
             kept[slot_id] = out
         handles.append(module.get_submodule(name).register_forward_hook(hook))
     module.train()
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d) and bn == "running":
+            m.eval()
     F.cross_entropy(module(x), y).backward()
     for h in handles:
         h.remove()
@@ -69,19 +74,21 @@ def independent_fisher(module: nn.Module, activations: dict[str, str], x, y) -> 
     return result
 
 
+@pytest.mark.parametrize("bn", ["running", "batch"])
 @pytest.mark.parametrize("layers", [
     {},
     {"conv1": [Bottleneck(factor=2)], "layer1.conv2": [Depthwise()],
      "conv2": [Group(groups=4), SplitRows(parts=2)]},
 ])
-def test_matches_an_independent_computation_of_the_formula(tiny, tmp_path, layers):
+def test_matches_an_independent_computation_of_the_formula(tiny, tmp_path, layers, bn):
     x, y = write_npz(tmp_path / "batch.npz")
-    potential = FisherPotential(tiny, data=f"npz:{tmp_path / 'batch.npz'}", seed=7, batch=8)
+    potential = FisherPotential(tiny, data=f"npz:{tmp_path / 'batch.npz'}", seed=7, batch=8,
+                                bn=bn)
     measured = potential.of(genome(layers))
     assert measured.error is None
-    module = transform_network(tiny, genome(layers), seed=7).module
+    module = transform_network(tiny, genome(layers), seed=7, inherit=bn == "running").module
     expected = independent_fisher(module, TINY_ACTIVATIONS, torch.from_numpy(x),
-                                  torch.from_numpy(y))
+                                  torch.from_numpy(y), bn)
     assert set(measured.per_slot) == set(expected)
     for slot_id, value in expected.items():
         assert measured.per_slot[slot_id] == pytest.approx(value, rel=1e-4), slot_id
@@ -145,16 +152,16 @@ def test_depthwise_everywhere_changes_the_potential(tiny):
     "and fewer redundant paths make each channel more salient; --fisher-bn running lowers it"))
 @pytest.mark.parametrize("seed", [0, 1])
 def test_depthwise_everywhere_lowers_the_batch_statistics_potential(tiny, seed):
-    potential = FisherPotential(tiny, seed=seed)
+    potential = FisherPotential(tiny, seed=seed, bn="batch")
     depthwise = genome({s.id: [Depthwise()] for s in tiny.slots
                         if s.spec.out_channels % s.spec.in_channels == 0})
     assert potential.of(depthwise).total < potential.original().total
 
 
 @pytest.mark.parametrize("model, seed", [("tiny", 0), ("tiny", 1), ("resnet18", 0)])
-def test_running_statistics_potential_falls_as_connections_are_removed(model, seed):
+def test_depthwise_everywhere_lowers_the_default_potential(model, seed):
     network = load_network(model)
-    potential = FisherPotential(network, seed=seed, bn="running")
+    potential = FisherPotential(network, seed=seed)  # default: running statistics
     original = potential.original().total
     depthwise = potential.of(genome({s.id: [Depthwise()] for s in network.slots
                                      if s.spec.out_channels % s.spec.in_channels == 0})).total
@@ -166,7 +173,7 @@ def test_running_statistics_potential_falls_as_connections_are_removed(model, se
 
 def test_running_statistics_potential_is_cached_apart(tiny, tmp_path):
     path = tmp_path / "fisher.sqlite"
-    batch = FisherPotential(tiny, cache_path=path)
+    batch = FisherPotential(tiny, cache_path=path, bn="batch")
     running = FisherPotential(tiny, cache_path=path, bn="running")
     try:
         assert batch.original().total != pytest.approx(running.original().total, rel=0.01)

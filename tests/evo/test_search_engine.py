@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from evo.cli import main
+from evo.errors import UsageError
 from evo.search.config import RunConfig
 from evo.search.engine import Budget, Search
 from evo.search.evaluate import build_context
@@ -162,3 +163,14 @@ def test_bad_run_folders_are_refused_in_one_line(tmp_path: Path, capsys) -> None
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_config_fisher_bn_default_and_runs_from_before_the_option(tmp_path):
+    assert RunConfig().fisher_bn == "running"
+    RunConfig(fisher_bn="batch").save(tmp_path)
+    assert RunConfig.load(tmp_path).fisher_bn == "batch"
+    legacy = RunConfig().to_json()
+    del legacy["fisher_bn"]  # a run made before the option measured with batch statistics
+    assert RunConfig.from_json(legacy).fisher_bn == "batch"
+    with pytest.raises(UsageError, match="--fisher-bn"):
+        RunConfig(fisher_bn="eval")
