@@ -61,6 +61,8 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
         torch_end_to_end(network.module.eval(), network.input_shape, threads), NetworkGenome())
     choice = blockswap_baseline(network, fisher_violation(fisher, config.threshold, config.scope),
                                 program=TEMPLATE_SCHEDULE)
+    blockswap = {"tried": [c.to_json() for c in choice.tried],
+                 "chosen": choice.best.to_json() if choice.best is not None else None}
     if choice.best is not None:
         add("blockswap", f"uniform {choice.best.gene}({choice.best.factor}) on "
             f"{len(choice.best.slots)} slots + template schedule",
@@ -72,7 +74,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
     add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
         torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
     return {"model": config.model, "individual": chosen, "threads": threads, "rows": rows,
-            "speedup": _speedups(rows),
+            "speedup": _speedups(rows), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
 
@@ -133,6 +135,12 @@ def format_table(result: dict) -> str:
             lines.append(f"{'':24} error: {row['error']}")
     for key, value in result["speedup"].items():
         lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
+    blockswap = result.get("blockswap")
+    if blockswap and blockswap["chosen"] is None:
+        least = min((c["violation"] for c in blockswap["tried"] if c["violation"] is not None),
+                    default=None)
+        lines.append(f"blockswap: no uniform factor is legal ({len(blockswap['tried'])} tried"
+                     + (f", smallest violation {least:.3f})" if least is not None else ")"))
     gflops = result.get("conv_gflops")
     if gflops and gflops["tvm"] and gflops["torch"]:
         lines.append(f"discovered convs: {gflops['tvm']:.1f} GFLOP/s in TVM, "

@@ -43,6 +43,8 @@ def test_bench_rows_and_speedups(tmp_path: Path, capsys) -> None:
     assert result["speedup"]["vs_metaschedule"] is None
     original = result["rows"][0]
     assert original["fisher_ratio"] == 1.0
+    tried = result["blockswap"]["tried"]
+    assert tried and ("blockswap" in names) == any(c["legal"] for c in tried)
 
 
 def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
