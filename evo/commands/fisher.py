@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 def print_report(report: dict, original_per_slot: dict | None) -> None:
     shape = "x".join(map(str, report["input_shape"]))
     print(f"model     {report['model']} (input {shape})")
-    print(f"data      {report['data']}, seed {report['seed']}, batch {report['batch']}")
+    print(f"data      {report['data']}, seed {report['seed']}, batch {report['batch']}, "
+          f"BatchNorm on {report['bn']} statistics")
     if "genome" in report:
         print(f"original  {report['original']:.6g}")
         print(f"genome    {report['fisher']:.6g}  ({report['ratio']:.3f}x the original)  "
