@@ -1,7 +1,7 @@
 """Fisher Potential (BlockSwap, Turner et al., ICLR 2020) of a (transformed) network.
 
-On one minibatch at random initialisation, in training mode (BatchNorm uses the
-batch statistics), with L the mean cross-entropy over the batch: for every slot,
+On one minibatch at random initialisation, in training mode (BatchNorm as `bn`
+says, below), with L the mean cross-entropy over the batch: for every slot,
 take its measured activation `a` (N, C, H, W) and `g = dL/da`, and per channel
 
     delta_c = 0.5 * mean_n( (sum_{h,w} a[n,c,h,w] * g[n,c,h,w])^2 )
