@@ -36,8 +36,8 @@ class BenchSearch:
 
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
                    seed: int, population: int, jobs: int | None = None,
-                   cache: str | None = None, fisher_bn: str = "running",
-                   threshold: float = 1.0) -> dict[str, RunConfig]:
+                   cache: str | None = None, fisher_bn: str = RunConfig.fisher_bn,
+                   threshold: float = RunConfig.threshold) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
                   population=population, generations=BENCH_GENERATIONS, jobs=jobs, cache=cache,
@@ -65,20 +65,22 @@ def search_seconds(folder: Path) -> float:
     """Search time a run folder has used: the cumulative elapsed time recorded with its
     last finished generation (the budget counts it the same way; a generation cut short
     by a crash is not counted, its work is lost)."""
-    last = load_run(folder).last
-    return last.elapsed_s if last is not None else 0.0
+    return _elapsed(load_run(folder))
+
+
+def _elapsed(snap) -> float:
+    return snap.last.elapsed_s if snap.last is not None else 0.0
 
 
 def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
     if not (folder / CONFIG_NAME).exists() and not (folder / DB_NAME).exists():
         _check(start_run(config, folder, quiet), folder)
         return True
-    existing = RunConfig.load(folder)
-    _same_search(existing, config, folder)
-    snap = load_run(folder)
+    snap = load_run(folder)  # one read of the folder: its config, sessions and last checkpoint
+    _same_search(snap.config, config, folder)
     if snap.sessions and snap.sessions[-1].get("reason") in FINISHED:
         return False
-    remaining = (config.time_budget_s or 0.0) - search_seconds(folder)
+    remaining = (config.time_budget_s or 0.0) - _elapsed(snap)
     if remaining < MIN_REMAINING_S and snap.last is not None:
         return False
     _check(resume_run(folder, time_budget_s=max(remaining, MIN_REMAINING_S), quiet=quiet),

@@ -12,6 +12,9 @@ HELP = ("Measure, in one process and one sitting, whole networks end to end (bat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo.search.config import FISHER_BN_MODES, RunConfig
+
+    d = RunConfig()
     source = parser.add_argument_group("what to benchmark (--model or --run)")
     source.add_argument("--model",
                         help="run a full search and a program-only search of --time-budget "
@@ -20,13 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="search time of each of the two searches, e.g. 2h, 30m")
     source.add_argument("--input-shape", metavar="N,C,H,W",
                         help="input shape for --model (default 1,3,32,32)")
-    source.add_argument("--population", type=int, default=16,
-                        help="individuals per generation of the searches (default 16)")
-    source.add_argument("--seed", type=int, default=0, help="searches' seed (default 0)")
+    source.add_argument("--population", type=int, default=d.population,
+                        help=f"individuals per generation of the searches (default "
+                             f"{d.population})")
+    source.add_argument("--seed", type=int, default=d.seed,
+                        help=f"searches' seed (default {d.seed})")
     source.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
-    source.add_argument("--threshold", type=float, default=1.0,
-                        help="the searches' capacity threshold (default 1.0)")
-    source.add_argument("--fisher-bn", choices=("running", "batch"), default="running",
+    source.add_argument("--threshold", type=float, default=d.threshold,
+                        help=f"the searches' capacity threshold (default {d.threshold})")
+    source.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
     source.add_argument("--cache", metavar="PATH",
                         help="the searches' measurement cache (default "

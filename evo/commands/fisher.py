@@ -14,6 +14,8 @@ HELP = ("Fisher Potential of a network at initialisation (BlockSwap), and with -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo.search.config import FISHER_BN_MODES, RunConfig
+
     parser.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
     parser.add_argument("--input-shape", default="1,3,32,32", metavar="N,C,H,W",
                         help="the network's input shape (default 1,3,32,32)")
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed for the minibatch and the weights (default 0)")
     parser.add_argument("--batch", type=int, default=16,
                         help="minibatch size (default 16)")
-    parser.add_argument("--bn", choices=("running", "batch"), default="running",
+    parser.add_argument("--bn", choices=FISHER_BN_MODES, default=RunConfig.fisher_bn,
                         help="BatchNorm while measuring: its initial running statistics, "
                              "transformed convs inheriting the original's weights (default), or "
                              "the minibatch's statistics (the paper's setting); see README")

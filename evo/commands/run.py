@@ -9,7 +9,7 @@ HELP = ("Start an evolutionary search for faster versions of a CNN's convolution
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from evo.search.config import EVALUATORS, STRATEGIES, RunConfig
+    from evo.search.config import EVALUATORS, FISHER_BN_MODES, STRATEGIES, RunConfig
 
     d = RunConfig()
     net = parser.add_argument_group("network")
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="minibatch for Fisher Potential: synthetic, cifar10:DIR or npz:FILE")
     cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
                      help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
-    cap.add_argument("--fisher-bn", choices=("running", "batch"), default=d.fisher_bn,
+    cap.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                      help="BatchNorm while measuring: its initial running statistics with "
                           "inherited weights (default; removing connections lowers the "
                           "potential) or the minibatch's statistics (the paper's setting, "

@@ -12,6 +12,8 @@ from evo.errors import UsageError
 CONFIG_NAME = "config.json"
 STRATEGIES = ("nsga2", "aging", "ga")
 EVALUATORS = ("tvm", "analytic")
+# BatchNorm statistics of the Fisher Potential (evo.capacity.fisher.BN_MODES); default first.
+FISHER_BN_MODES = ("running", "batch")
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class RunConfig:
             raise UsageError("--crossover-prob must be in [0, 1]")
         if self.threshold <= 0:
             raise UsageError("--threshold must be positive")
-        if self.fisher_bn not in ("batch", "running"):
-            raise UsageError(f"--fisher-bn {self.fisher_bn!r}: choose batch or running")
+        if self.fisher_bn not in FISHER_BN_MODES:
+            raise UsageError(f"--fisher-bn {self.fisher_bn!r}: choose "
+                             f"{' or '.join(FISHER_BN_MODES)}")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
 

@@ -167,6 +167,10 @@ def test_bad_run_folders_are_refused_in_one_line(tmp_path: Path, capsys) -> None
 
 def test_config_fisher_bn_default_and_runs_from_before_the_option(tmp_path):
     assert RunConfig().fisher_bn == "running"
+    from evo.capacity.fisher import BN_MODES
+    from evo.search.config import FISHER_BN_MODES
+
+    assert set(FISHER_BN_MODES) == set(BN_MODES)  # the CLI offers what capacity measures
     RunConfig(fisher_bn="batch").save(tmp_path)
     assert RunConfig.load(tmp_path).fisher_bn == "batch"
     legacy = RunConfig().to_json()
