@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
                                               target=args.target, threads=args.threads,
                                               log=log))
     log(f"repeatability: one program measured {args.repeats} times ...")
-    repeat = measure_repeatability(args.repeats, target=args.target, threads=args.threads)
+    repeat, host = measure_repeatability(args.repeats, target=args.target,
+                                         threads=args.threads)
     load = os.getloadavg()[0]
     if args.json:
         print(json.dumps({
@@ -66,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                        "other_load": [round(x, 3) for x in repeat.other_loads],
                        "flagged": list(repeat.flagged),
                        "spread": round(repeat.spread, 4), "threads": repeat.threads},
+            "host_floor": {"medians_ms": [round(m, 4) for m in host.medians_ms],
+                           "other_load": [round(x, 3) for x in host.other_loads],
+                           "spread": round(host.spread, 4), "threads": host.threads},
         }))
         return 0
     print(f"{'jobs':>4}  {'programs':>8}  {'errors':>6}  {'seconds':>8}  {'building':>8}  "
@@ -84,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"repeat: CPU share other processes used meanwhile: {loads}")
     print(f"repeat spread (max-min)/median: {100 * repeat.spread:.1f}% (goal <= "
           f"{100 * GOAL_SPREAD:.0f}%: {'met' if repeat.spread <= GOAL_SPREAD else 'NOT met'})")
+    print(f"host floor: fixed CPU work (1 thread) timed the same way, in between: "
+          f"{100 * host.spread:.1f}% spread"
+          + (" (the host alone is noisier than the goal)" if host.spread > GOAL_SPREAD else ""))
     print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPUs "
           "(other work on the machine widens the spread)")
     return 0

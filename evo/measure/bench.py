@@ -10,7 +10,9 @@ hour of wall time after it.
 Repeatability: one program is built once and timed `repeats` times through the
 measurement process (each time the whole protocol of `evo.measure.timing`); the
 spread of those medians is (max - min) / median, reported with each
-measurement's other-process load and flag.
+measurement's other-process load and flag. Between the program's measurements,
+a fixed piece of CPU work is timed the same way (`evo.measure.host_floor`), so
+the host's own noise over the same seconds is reported beside the program's.
 """
 
 from __future__ import annotations
@@ -117,11 +119,13 @@ def measure_throughput(jobs: int, layers: int, seconds: float, seed: int = 0,
                       spent["timing"])
 
 
-def measure_repeatability(repeats: int, target: str | None = None,
-                          threads: int | None = None) -> Repeatability:
-    """Build `REPEAT_GENOME` on `REPEAT_SPEC` once and time it `repeats` times."""
+def measure_repeatability(repeats: int, target: str | None = None, threads: int | None = None
+                          ) -> tuple[Repeatability, Repeatability]:
+    """Build `REPEAT_GENOME` on `REPEAT_SPEC` once and time it `repeats` times, alternating
+    with `repeats` timings of the host's fixed work; returns (program, host floor)."""
     from evo.measure.build import BuildRequest, build_task
     from evo.measure.evaluator import available_cores
+    from evo.measure.host_floor import time_host_floor
     from evo.measure.runner import MeasurementProcess
     from evo.measure.timing import TimingPolicy
     from evo.target import make_target, target_key
@@ -131,8 +135,9 @@ def measure_repeatability(repeats: int, target: str | None = None,
     built = build_task(request)
     if built.error is not None:
         raise RuntimeError(f"the benchmark program did not build: {built.error}")
-    process = MeasurementProcess(None, threads or available_cores(), TimingPolicy())
-    replies = []
+    policy = TimingPolicy()
+    process = MeasurementProcess(None, threads or available_cores(), policy)
+    replies, floor = [], []
     with tempfile.TemporaryDirectory() as folder:
         library = Path(folder, "program.so")
         library.write_bytes(built.library)
@@ -142,8 +147,12 @@ def measure_repeatability(repeats: int, target: str | None = None,
                 if reply.get("error"):
                     raise RuntimeError(f"the benchmark program did not run: {reply['error']}")
                 replies.append(reply)
+                floor.append(time_host_floor(policy))
         finally:
             process.stop()
-    return Repeatability(tuple(r["median_ms"] for r in replies),
-                         tuple(r["other_load"] for r in replies),
-                         tuple(r["flagged"] for r in replies), process.device_threads)
+    program = Repeatability(tuple(r["median_ms"] for r in replies),
+                            tuple(r["other_load"] for r in replies),
+                            tuple(r["flagged"] for r in replies), process.device_threads)
+    host = Repeatability(tuple(t.median_ms for t in floor), tuple(t.other_load for t in floor),
+                         tuple(t.flagged for t in floor), 1)
+    return program, host

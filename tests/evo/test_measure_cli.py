@@ -123,3 +123,6 @@ def test_bench_measure_reports_throughput_and_spread():
     assert throughput["jobs"] == 1 and throughput["programs"] + throughput["errors"] == 4
     assert throughput["per_hour"] > 0
     assert len(report["repeat"]["medians_ms"]) == 3 and report["repeat"]["spread"] >= 0
+    floor = report["host_floor"]
+    assert len(floor["medians_ms"]) == 3 and min(floor["medians_ms"]) > 0
+    assert floor["threads"] == 1 and floor["spread"] >= 0

@@ -187,8 +187,9 @@ def test_other_load_sees_processes_that_compete_for_the_cpus():
 
 
 def test_slow_programs_get_fewer_repeats_but_never_below_the_minimum():
-    policy = TimingPolicy()  # 10 repeats of >= 10 ms, within 0.5 s, at least 5
-    assert policy.repeats_for(10.0) == 10
+    policy = TimingPolicy()  # 20 repeats of >= 10 ms, within 0.5 s, at least 5
+    assert policy.repeats_for(10.0) == 20 and policy.repeats_for(25.0) == 20
+    assert policy.repeats_for(30.0) == 16
     assert policy.repeats_for(70.0) == 7
     assert policy.repeats_for(900.0) == 5
     calls: list[tuple[int, int]] = []
@@ -198,6 +199,18 @@ def test_slow_programs_get_fewer_repeats_but_never_below_the_minimum():
         return [0.3] * repeat, 0.0
 
     assert time_program(slow, policy).repeats == 5 and calls == [(1, 1), (1, 5)]
+
+
+def test_host_floor_times_the_same_work_with_the_protocol():
+    from evo.measure.host_floor import fixed_work, time_fixed_work, time_host_floor
+
+    assert fixed_work(1000) == sum(i * i for i in range(1000))
+    seconds, load = time_fixed_work(2, 4)
+    assert len(seconds) == 4 and min(seconds) > 0 and 0 <= load <= 1
+    policy = TimingPolicy(min_repeat_ms=5, repeats=6)
+    timing = time_host_floor(policy)
+    assert timing.median_ms > 0 and timing.repeats == 6
+    assert timing.number * timing.median_ms >= 0.5 * policy.min_repeat_ms  # repeats ~5 ms
 
 
 def test_cache_keys_separate_threads_and_evaluators(tmp_path):
