@@ -3,7 +3,10 @@
 `DIR/search` is a full search (neural and program genes) and `DIR/program-only`
 its twin with neural genes off; both have the same model, seed, population and
 time budget, and no generation limit (`BENCH_GENERATIONS`), so the budget alone
-stops them. Running the command again reuses a search that used its whole
+stops them. Each has its own measurement cache in its folder
+(`MEASUREMENT_CACHE`) unless one is given: with a shared cache, the search that
+runs second would find the first one's programs already measured and fit more
+generations into the same budget. Running the command again reuses a search that used its whole
 budget and resumes one that was interrupted with the budget it has left, so a
 benchmark stopped by Ctrl-C, a crash or a reboot continues where it was.
 """
@@ -21,6 +24,7 @@ from evo.search.runner import resume_run, start_run
 from evo.store.run_store import DB_NAME
 
 BENCH_GENERATIONS = 1_000_000
+MEASUREMENT_CACHE = "measurements.sqlite"
 # A resumed search with less than this left is counted as finished.
 MIN_REMAINING_S = 5.0
 
@@ -35,15 +39,19 @@ class BenchSearch:
 
 
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
-                   seed: int, population: int, jobs: int | None = None,
+                   seed: int, population: int, out: Path, jobs: int | None = None,
                    cache: str | None = None, fisher_bn: str = RunConfig.fisher_bn,
                    threshold: float = RunConfig.threshold) -> dict[str, RunConfig]:
-    """The full search's and the program-only twin's configs, by folder name."""
+    """The full search's and the program-only twin's configs, by folder name under `out`.
+
+    Without `cache`, each search gets `out/NAME/MEASUREMENT_CACHE` (an absolute path,
+    so the search can be resumed from any directory)."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
-                  population=population, generations=BENCH_GENERATIONS, jobs=jobs, cache=cache,
+                  population=population, generations=BENCH_GENERATIONS, jobs=jobs,
                   fisher_bn=fisher_bn, threshold=threshold)
-    return {"search": RunConfig(**common, neural=True),
-            "program-only": RunConfig(**common, neural=False)}
+    return {name: RunConfig(**common, neural=neural,
+                            cache=cache or str((out / name / MEASUREMENT_CACHE).absolute()))
+            for name, neural in (("search", True), ("program-only", False))}
 
 
 def run_bench_searches(configs: dict[str, RunConfig], out: Path,

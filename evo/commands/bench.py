@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
     source.add_argument("--cache", metavar="PATH",
-                        help="the searches' measurement cache (default "
-                             "runs/.cache/measurements.sqlite)")
+                        help="one measurement cache for both searches (default: each its "
+                             "own, in its folder, so neither starts with the other's "
+                             "measurements)")
     source.add_argument("--run", metavar="DIR",
                         help="benchmark the best legal network of this finished search")
     source.add_argument("--id", type=int, help="with --run: this individual instead of the best")
@@ -108,9 +109,8 @@ def _searches(args: argparse.Namespace):
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model.rsplit("/", 1)[-1])
     out = Path(args.out) if args.out else Path("runs", f"bench-{slug}-{args.time_budget}")
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
-    configs = search_configs(args.model, shape, budget,
-                             args.seed, args.population, args.jobs, args.cache,
-                             args.fisher_bn, args.threshold)
+    configs = search_configs(args.model, shape, budget, args.seed, args.population, out,
+                             args.jobs, args.cache, args.fisher_bn, args.threshold)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the benchmark's result alone
         searches = run_bench_searches(configs, out, quiet=args.quiet)
     for search in searches:

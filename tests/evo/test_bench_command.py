@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from evo.analysis import load_run
 from evo.bench_searches import (
     BENCH_GENERATIONS,
+    MEASUREMENT_CACHE,
     MIN_REMAINING_S,
     run_bench_searches,
     search_configs,
@@ -56,8 +58,7 @@ def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
 def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench"
     argv = ["bench", "--model", "tiny", "--time-budget", "6s", "--population", "4",
-            "--metaschedule-trials", "0", "--out", str(out), "--quiet", "--json",
-            "--cache", str(tmp_path / "cache.sqlite")]
+            "--metaschedule-trials", "0", "--out", str(out), "--quiet", "--json"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "ran search search" in captured.err and "ran program-only search" in captured.err
@@ -65,6 +66,11 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     assert json.loads((out / "result.json").read_text()) == result
     full, program = RunConfig.load(out / "search"), RunConfig.load(out / "program-only")
     assert full.neural and not program.neural and full.time_budget_s == 6.0
+    for folder, config in ((out / "search", full), (out / "program-only", program)):
+        cache = folder / MEASUREMENT_CACHE  # each search measured into its own cache
+        assert config.cache == str(cache.absolute())
+        with sqlite3.connect(cache) as db:
+            assert db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] > 0
     assert load_run(out / "search").sessions[-1]["reason"] == "time budget"
     program_best = load_run(out / "program-only").individual(
         load_run(out / "program-only").resolve(None)).genome
@@ -84,7 +90,7 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
 def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     cache = str(tmp_path / "cache.sqlite")
-    configs = search_configs("tiny", None, 20.0, 0, 4, cache=cache)
+    configs = search_configs("tiny", None, 20.0, 0, 4, out, cache=cache)
     child = subprocess.Popen(
         [sys.executable, "-m", "evo", "run", "--model", "tiny", "--time-budget", "20s",
          "--generations", str(BENCH_GENERATIONS), "--population", "4",
