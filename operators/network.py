@@ -1,4 +1,5 @@
-"""Variation of network genomes: mutate one slot's sequence, or cross two parents.
+"""Variation of network genomes: mutate one slot's sequence, share it with the slots
+of the same shape, or cross two parents.
 
 Operators see a network only through a `NetworkView`: its slots (id, spec and the
 gene kinds structurally allowed there), each slot's *effective* spec under a
@@ -25,6 +26,8 @@ from operators.layer import LAYER_MUTATIONS
 MUTATION_RATES: dict[str, float] = {
     "insert": 0.35, "delete": 0.15, "replace": 0.2, "perturb": 0.2, "swap": 0.1,
 }
+# Share of mutations that are `share` instead (when it applies).
+SHARE_RATE = 0.1
 
 
 class SlotLike(Protocol):
@@ -84,6 +87,40 @@ def mutate(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
     if child == genome or view.check(child) is not None:
         return None
     return Change(child, change.operator, {"slot": slot.id, **change.detail})
+
+
+def share(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
+          neural: bool = True, weights: np.ndarray | None = None) -> Change | None:
+    """Copy one slot's sequence to every other slot with the same effective spec that
+    allows all its genes and holds a different sequence; None if there is none.
+
+    Deep networks repeat layer shapes (the 3x3 convs of a DenseNet block, the blocks
+    of a ResNet stage), and a program found for one of them usually suits the others:
+    a single-slot mutation would have to rediscover it slot by slot. The donor is drawn
+    among the slots with genes, weighted like `mutate`'s slots."""
+    slots = list(view.slots)
+    weights = slot_weights(view) if weights is None else weights
+    donors = [i for i, slot in enumerate(slots) if genome.layer(slot.id).genes]
+    if not donors:
+        return None
+    donor_weights = weights[donors] / weights[donors].sum()
+    donor = slots[donors[int(rng.choice(len(donors), p=donor_weights))]]
+    layer, spec = genome.layer(donor.id), view.spec_of(genome, donor.id)
+    if spec is None:
+        return None
+    names = {gene.name for gene in layer.genes}
+    receivers = [slot.id for slot in slots
+                 if slot.id != donor.id and genome.layer(slot.id) != layer
+                 and names <= set(allowed_genes(slot, neural))
+                 and view.spec_of(genome, slot.id) == spec]
+    if not receivers:
+        return None
+    child = genome
+    for slot_id in receivers:
+        child = with_layer(child, slot_id, layer)
+    if view.check(child) is not None:
+        return None
+    return Change(child, "share", {"slot": donor.id, "to": receivers})
 
 
 def crossover_slots(rng: np.random.Generator, first: NetworkGenome, second: NetworkGenome,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from genomes.genome import LayerGenome, NetworkGenome, decode_layer
 from genomes.sampling import ALL_GENE_NAMES, PROGRAM_GENE_NAMES, random_layer_genome
 from genomes.spec import LayerSpec
-from operators import LAYER_MUTATIONS, crossover_one_point, crossover_slots, mutate
+from operators import LAYER_MUTATIONS, crossover_one_point, crossover_slots, mutate, share
 from operators.network import allowed_genes, with_layer
 
 
@@ -148,3 +148,56 @@ def test_program_only_mutation_never_adds_neural_genes() -> None:
         if change is not None:
             genome = change.genome
             assert not genome.neural.layers
+
+
+SAME_SHAPE = LayerSpec(32, 32, 16, 16, 3, 1)
+SHAPES_VIEW = IndependentSlots([
+    Slot("a", SAME_SHAPE, ALL_GENE_NAMES),
+    Slot("b", SAME_SHAPE, ALL_GENE_NAMES),
+    Slot("c", LayerSpec(32, 64, 16, 16, 3, 1), ALL_GENE_NAMES),
+    Slot("d", SAME_SHAPE, PROGRAM_GENE_NAMES),
+])
+
+
+def _layer(*genes: dict) -> LayerGenome:
+    return LayerGenome.from_json(list(genes))
+
+
+def test_share_copies_a_sequence_to_the_slots_of_the_same_shape_that_allow_it() -> None:
+    program = _layer({"gene": "tile", "axis": "ow", "factor": 8}, {"gene": "vectorize",
+                                                                   "axis": "ow"})
+    neural = _layer({"gene": "group", "groups": 2}, {"gene": "parallel"})
+    rng = np.random.default_rng(0)
+    change = share(rng, NetworkGenome({"a": program}), SHAPES_VIEW)
+    assert change.operator == "share" and change.detail == {"slot": "a", "to": ["b", "d"]}
+    assert change.genome == NetworkGenome({"a": program, "b": program, "d": program})
+    # a neural gene is not allowed at d; c has another shape; b already holds it
+    change = share(rng, NetworkGenome({"a": neural}), SHAPES_VIEW)
+    assert change.detail == {"slot": "a", "to": ["b"]}
+    assert share(rng, NetworkGenome({"a": neural, "b": neural}), SHAPES_VIEW) is None
+    assert share(rng, NetworkGenome({"c": program}), SHAPES_VIEW) is None  # no twin
+    assert share(rng, NetworkGenome(), SHAPES_VIEW) is None  # nothing to share
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), neural=st.booleans())
+def test_every_shared_child_decodes_and_copies_only_the_donor(seed: int, neural: bool) -> None:
+    rng = np.random.default_rng(seed)
+    parent = NetworkGenome()
+    for slot in SHAPES_VIEW.slots:
+        allowed = allowed_genes(slot, neural)
+        layer = random_layer_genome(rng, slot.spec, int(rng.integers(0, 5)), allowed)
+        parent = with_layer(parent, slot.id, layer)
+    change = share(rng, parent, SHAPES_VIEW, neural=neural)
+    if change is None:
+        return
+    assert SHAPES_VIEW.check(change.genome) is None
+    donor = change.detail["slot"]
+    for slot in SHAPES_VIEW.slots:
+        if slot.id in change.detail["to"]:
+            assert slot.spec == SHAPES_VIEW.spec_of(parent, donor)
+            assert change.genome.layer(slot.id) == parent.layer(donor)
+            assert {g.name for g in parent.layer(donor).genes} <= set(allowed_genes(slot,
+                                                                                    neural))
+        else:
+            assert change.genome.layer(slot.id) == parent.layer(slot.id)
