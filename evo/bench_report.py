@@ -30,7 +30,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
     network = load_network(config.model, config.input_shape, seed=config.seed)
     target = make_target(config.target)
     fisher = FisherPotential(network, data=config.data, seed=config.seed,
-                             batch=config.fisher_batch, bn=config.fisher_bn)
+                             batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)
     original_fisher = fisher.original().total
 
     def facts(g: NetworkGenome) -> dict:

@@ -125,6 +125,20 @@ def test_deterministic_bit_for_bit(tiny):
     assert FisherPotential(tiny, seed=4).of(g).total != first.total
 
 
+@pytest.mark.parametrize("model, bn", [("tiny", "batch"), ("tiny", "running"),
+                                       ("resnet18", "batch")])
+def test_thread_count_does_not_change_the_value(model, bn):
+    # The disk cache key leaves the thread count out, and the search computes on all cores
+    # while `evo fisher` defaults to one: both must agree on every candidate's legality.
+    network = load_network(model)
+    grouped = genome({s.id: [Group(groups=2)] for s in network.slots[:3]
+                      if s.spec.in_channels % 2 == 0})
+    one = FisherPotential(network, bn=bn, threads=1)
+    two = FisherPotential(network, bn=bn, threads=2)
+    for g in (NetworkGenome(), grouped):
+        assert two.of(g).total == pytest.approx(one.of(g).total, rel=1e-9)
+
+
 def test_program_genes_do_not_change_it_and_hit_the_cache(tiny):
     potential = FisherPotential(tiny)
     neural = {"conv2": [Group(groups=2)]}

@@ -178,3 +178,14 @@ def test_config_fisher_bn_default_and_runs_from_before_the_option(tmp_path):
     assert RunConfig.from_json(legacy).fisher_bn == "batch"
     with pytest.raises(UsageError, match="--fisher-bn"):
         RunConfig(fisher_bn="eval")
+
+
+def test_capacity_is_computed_on_every_local_core(tmp_path) -> None:
+    from evo.measure.evaluator import available_cores
+
+    context = build_context(RunConfig(model="tiny", evaluator="analytic",
+                                      cache=str(tmp_path / "cache.sqlite")))
+    try:
+        assert context.evaluate.fisher.threads == available_cores()
+    finally:
+        context.close()
