@@ -133,6 +133,8 @@ def format_table(result: dict) -> str:
                      f"{fisher:>7}  {row['what']}")
         if row["error"]:
             lines.append(f"{'':24} error: {row['error']}")
+        if row.get("breakdown"):
+            lines.append(f"{'':24} {_inside(row['breakdown'])}")
     for key, value in result["speedup"].items():
         lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
     blockswap = result.get("blockswap")
@@ -146,4 +148,16 @@ def format_table(result: dict) -> str:
         lines.append(f"discovered convs: {gflops['tvm']:.1f} GFLOP/s in TVM, "
                      f"{gflops['torch']:.1f} GFLOP/s in PyTorch eager on the same shapes "
                      f"({gflops['ratio']:.0%})")
+        alone = sum(slot["tvm_ms"] for slot in gflops["slots"])
+        inside = next((row["breakdown"]["conv_ms"] for row in result["rows"]
+                       if row["name"] == "tvm_discovered" and row.get("breakdown")), None)
+        lines.append(f"discovered convs: {alone:.3f} ms in sum, each timed alone and warm"
+                     + (f"; {inside:.3f} ms inside the network" if inside is not None else ""))
     return "\n".join(lines)
+
+
+def _inside(breakdown: dict) -> str:
+    """One line: where a row's inference time went (`evo.bench.op_profile`)."""
+    return (f"inside: convs {breakdown['conv_ms']:.3f} ms, other ops "
+            f"{breakdown['other_ms']:.3f} ms, VM {breakdown['runtime_ms']:.3f} ms "
+            f"(instrumented run {breakdown['total_ms']:.3f} ms)")

@@ -13,6 +13,7 @@ import tvm
 from torch import nn
 
 from evo.bench.compile import Agreement, check_against_torch, compile_network
+from evo.bench.op_profile import Breakdown, profile_executable
 from evo.bench.relax_import import ConvProgramError, to_relax
 from evo.bench.timing import Latency, time_executable, time_torch
 from evo.networks import Network, transform_network
@@ -34,6 +35,7 @@ class EndToEnd:
     compile_seconds: float = 0.0
     convs: int = 0
     fallback: tuple[str, ...] = field(default_factory=tuple)
+    breakdown: Breakdown | None = None
 
     @property
     def ok(self) -> bool:
@@ -46,6 +48,7 @@ class EndToEnd:
             "agreement": None if self.agreement is None else self.agreement.__dict__,
             "error": self.error, "compile_seconds": round(self.compile_seconds, 2),
             "convs": self.convs, "fallback": list(self.fallback),
+            "breakdown": None if self.breakdown is None else self.breakdown.to_json(),
         }
 
 
@@ -73,14 +76,17 @@ def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.
 def measured(module: nn.Module, executable: tvm.runtime.Executable,
              input_shape: tuple[int, ...], threads: int, check: bool, compile_seconds: float,
              convs: int = 0, fallback: tuple[str, ...] = ()) -> EndToEnd:
-    """Check (optionally) and time a compiled network; a mismatch becomes the error."""
+    """Check (optionally), time and profile (`evo.bench.op_profile`) a compiled
+    network; a mismatch becomes the error."""
     agreement = check_against_torch(module, executable, input_shape) if check else None
     latency = time_executable(executable, input_shape, threads=threads)
+    breakdown = profile_executable(executable, input_shape, threads=threads)
     error = None
     if agreement is not None and not agreement.matches:
         error = (f"TVM output differs from PyTorch (max abs diff {agreement.max_abs_diff:.3g}, "
                  f"max rel diff {agreement.max_rel_diff:.3g})")
-    return EndToEnd(latency, agreement, error, compile_seconds, convs, tuple(fallback))
+    return EndToEnd(latency, agreement, error, compile_seconds, convs, tuple(fallback),
+                    breakdown)
 
 
 def genome_end_to_end(network: Network, genome: NetworkGenome, target: tvm.target.Target,

@@ -82,8 +82,13 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     assert len(gflops["slots"]) == len(load_network("tiny").slots)
 
     sessions = len(load_run(out / "search").sessions)
-    assert main(argv) == 0  # a second call measures again but does not search again
-    assert "reused search search" in capsys.readouterr().err
+    # a second call measures again but does not search again; the table this time
+    assert main([arg for arg in argv if arg != "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "reused search search" in captured.err
+    inside = [line for line in captured.out.splitlines() if "inside: convs" in line]
+    assert len(inside) == sum(row["name"].startswith("tvm_") for row in result["rows"])
+    assert "ms inside the network" in captured.out
     assert len(load_run(out / "search").sessions) == sessions
 
 

@@ -9,6 +9,7 @@ from torch import nn
 from evo.bench.compile import check_against_torch, compile_network
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import genome_end_to_end, torch_end_to_end, tvm_end_to_end
+from evo.bench.op_profile import kind_of, profile_executable
 from evo.bench.relax_import import to_relax
 from evo.errors import UsageError
 from evo.networks import load_network, transform_network
@@ -98,6 +99,7 @@ def test_rows_report_latency_and_agreement(target):
     assert row.latency.median_ms > 0 and row.latency.repeats >= 5
     assert row.latency.threads == 1
     assert row.to_json()["ms"] == row.latency.median_ms
+    assert row.breakdown.threads == 1 and row.to_json()["breakdown"]["conv_ms"] > 0
     eager = torch_end_to_end(net, INPUT_SHAPE, threads=1)
     assert eager.ok and eager.latency.threads == 1 and eager.latency.median_ms > 0
 
@@ -124,3 +126,32 @@ def test_conv_throughput_compares_each_program_with_pytorch(target):
         assert row.to_json()["tvm_gflops"] == pytest.approx(row.flops / row.tvm_ms / 1e6)
     tvm_total, torch_total = total_gflops(rows)
     assert tvm_total > 0 and torch_total > 0
+
+
+def test_profile_times_every_kernel_call_of_the_network(target):
+    net = small_net()
+    network = to_relax(net, INPUT_SHAPE, schedule=TEMPLATE_SCHEDULE)
+    breakdown = profile_executable(compile_network(network, target), INPUT_SHAPE,
+                                   threads=1, runs=3)
+    by_symbol = {k.symbol: k for k in breakdown.kernels}
+    ours = {s for s, k in by_symbol.items() if s.startswith("conv_")}
+    assert ours == {"conv_stem", "conv_body", "conv_mix"}
+    assert all(by_symbol[s].calls == 1 and by_symbol[s].kind == "conv" for s in ours)
+    fallback = [k for k in breakdown.kernels if "conv2d" in k.symbol]
+    assert len(fallback) == 1 and fallback[0].kind == "conv", "TVM's own kernel for dilated"
+    assert breakdown.ms_of("other") > 0 and breakdown.ms_of("conv") > 0
+    parts = sum(breakdown.ms_of(kind) for kind in ("conv", "other", "runtime"))
+    assert parts <= breakdown.total_ms
+    summary = breakdown.to_json(top=2)
+    assert len(summary["slowest"]) == 2 and summary["calls"] == sum(
+        k.calls for k in breakdown.kernels)
+    with pytest.raises(ValueError, match="runs"):
+        profile_executable(compile_network(network, target), INPUT_SHAPE, runs=0)
+
+
+def test_kinds_of_vm_symbols():
+    assert kind_of("conv_layer1_0_conv1") == "conv"
+    assert kind_of("fused_conv2d_add_relu") == "conv"
+    assert kind_of("fused_multiply_add_maximum") == "other"
+    assert kind_of("concatenate") == "other"
+    assert kind_of("vm.builtin.alloc_storage") == "runtime"
