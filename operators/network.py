@@ -1,5 +1,6 @@
 """Variation of network genomes: mutate one slot's sequence, share it with the slots
-of the same shape, or cross two parents.
+of the same shape, spread its neural genes to the slots of its kind, or cross two
+parents.
 
 Operators see a network only through a `NetworkView`: its slots (id, spec and the
 gene kinds structurally allowed there), each slot's *effective* spec under a
@@ -28,6 +29,8 @@ MUTATION_RATES: dict[str, float] = {
 }
 # Share of mutations that are `share` instead (when it applies).
 SHARE_RATE = 0.1
+# Share of a neural search's mutations that are `spread` instead (when it applies).
+SPREAD_RATE = 0.05
 
 
 class SlotLike(Protocol):
@@ -121,6 +124,67 @@ def share(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
     if view.check(child) is not None:
         return None
     return Change(child, "share", {"slot": donor.id, "to": receivers})
+
+
+def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
+           weights: np.ndarray | None = None) -> Change | None:
+    """Give one slot's neural genes to the slots of its kind (same kernel and stride),
+    in its stage (same input resolution) or, one time in two, in the whole network;
+    None if no slot took them.
+
+    Each receiver's neural genes are replaced by the donor's and its program genes
+    kept; where that does not decode on the receiver's effective spec, it takes the
+    donor's whole sequence; where neither decodes, or the network no longer decodes
+    after it, the receiver is skipped. `share` copies a sequence only to slots of the
+    same effective shape, so a neural change reaches the 1x1 convs of a DenseNet
+    (whose input width grows layer by layer) one slot at a time; `spread` takes the
+    search in one step to what a BlockSwap-style uniform change would be, from
+    where single-slot mutations refine it. The donor is drawn among the slots with
+    neural genes, weighted like `mutate`'s slots."""
+    slots = list(view.slots)
+    weights = slot_weights(view) if weights is None else weights
+    donors = [i for i, slot in enumerate(slots) if _neural_genes(genome.layer(slot.id))]
+    if not donors:
+        return None
+    donor_weights = weights[donors] / weights[donors].sum()
+    donor = slots[donors[int(rng.choice(len(donors), p=donor_weights))]]
+    scope = "network" if rng.random() < 0.5 else "stage"
+    sequence = genome.layer(donor.id)
+    neural = _neural_genes(sequence)
+    names = {gene.name for gene in sequence.genes}
+    child, receivers = genome, []
+    for slot in slots:
+        if slot.id == donor.id or not _same_kind(slot.spec, donor.spec, scope) \
+                or not {g.name for g in neural} <= set(slot.allowed):
+            continue
+        own = genome.layer(slot.id)
+        options = [LayerGenome(neural + tuple(g for g in own.genes
+                                              if g.name in PROGRAM_GENE_NAMES))]
+        if names <= set(slot.allowed):
+            options.append(sequence)
+        for layer in options:
+            if layer == child.layer(slot.id):
+                break
+            attempt = with_layer(child, slot.id, layer)
+            if view.check(attempt) is None:
+                child = attempt
+                receivers.append(slot.id)
+                break
+    if not receivers:
+        return None
+    return Change(child, "spread", {"slot": donor.id, "scope": scope, "to": receivers})
+
+
+def _neural_genes(layer: LayerGenome) -> tuple:
+    return tuple(g for g in layer.genes if g.name not in PROGRAM_GENE_NAMES)
+
+
+def _same_kind(spec: LayerSpec, other: LayerSpec, scope: str) -> bool:
+    """Same kernel and stride (and depthwise or not); `stage`: also the same input size."""
+    same = (spec.kernel, spec.stride, spec.groups > 1) == (other.kernel, other.stride,
+                                                         other.groups > 1)
+    return same and (scope == "network" or (spec.height, spec.width) == (other.height,
+                                                                          other.width))
 
 
 def crossover_slots(rng: np.random.Generator, first: NetworkGenome, second: NetworkGenome,

@@ -18,7 +18,16 @@ import numpy as np
 from genomes.genes import CacheWrite, Fuse, Parallel, Tile, Unroll, Vectorize
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.spec import LayerSpec
-from operators import SHARE_RATE, Change, crossover, mutate, share, slot_weights
+from operators import (
+    SHARE_RATE,
+    SPREAD_RATE,
+    Change,
+    crossover,
+    mutate,
+    share,
+    slot_weights,
+    spread,
+)
 from operators.network import SlotLike
 
 # A schedule that is good on x86 CPUs for most conv shapes: register tiles of 8
@@ -88,12 +97,14 @@ class Variation:
     """Mutation, crossover and initial individuals for one network."""
 
     def __init__(self, view: CachedView, neural: bool = True, initial_genes: int = 4,
-                 max_attempts: int = 20, share_rate: float = SHARE_RATE) -> None:
+                 max_attempts: int = 20, share_rate: float = SHARE_RATE,
+                 spread_rate: float = SPREAD_RATE) -> None:
         self.view = view
         self.neural = neural
         self.initial_genes = initial_genes
         self.max_attempts = max_attempts
         self.share_rate = share_rate
+        self.spread_rate = spread_rate if neural else 0.0
         self.weights = slot_weights(view)
 
     def template(self) -> NetworkGenome | None:
@@ -137,12 +148,19 @@ class Variation:
 
     def mutate(self, rng: np.random.Generator, genome: NetworkGenome) -> Change | None:
         """With probability `share_rate`, `share` one slot's sequence with the slots of
-        its shape (one draw); otherwise, or when that gives nothing, one mutation of one
-        slot (retried up to `max_attempts` draws)."""
-        if rng.random() < self.share_rate:
+        its shape; with probability `spread_rate` (neural searches only), `spread` one
+        slot's neural genes to the slots of its kind (one draw each); otherwise, or when
+        that gives nothing, one mutation of one slot (retried up to `max_attempts`
+        draws)."""
+        draw = rng.random()
+        if draw < self.share_rate:
             shared = share(rng, genome, self.view, self.neural, self.weights)
             if shared is not None:
                 return shared
+        elif draw < self.share_rate + self.spread_rate:
+            spreaded = spread(rng, genome, self.view, self.weights)
+            if spreaded is not None:
+                return spreaded
         return self._retry(lambda: mutate(rng, genome, self.view, self.neural, self.weights))
 
     def crossover(self, rng: np.random.Generator, first: NetworkGenome,

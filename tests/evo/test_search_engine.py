@@ -189,3 +189,24 @@ def test_capacity_is_computed_on_every_local_core(tmp_path) -> None:
         assert context.evaluate.fisher.threads == available_cores()
     finally:
         context.close()
+
+
+def test_neural_searches_spread_neural_genes_program_only_searches_never() -> None:
+    import numpy as np
+
+    from evo.networks import load_network
+    from evo.search.evaluate import network_view
+    from evo.search.variation import Variation
+    from genomes.genes import SplitRows
+    from genomes.genome import LayerGenome, NetworkGenome
+
+    view = network_view(load_network("tiny"))
+    parent = NetworkGenome({"layer1.conv2": LayerGenome((SplitRows(2),))})
+    spreading = Variation(view, neural=True, share_rate=0.0, spread_rate=1.0)
+    rng = np.random.default_rng(0)
+    changes = [spreading.mutate(rng, parent) for _ in range(10)]
+    spread = [c for c in changes if c.operator == "spread"]
+    assert spread and all(c.detail["to"] == ["conv1"] for c in spread)  # 3x3/s1, 32x32
+    assert all(c.genome.layer("conv1") == parent.layer("layer1.conv2") for c in spread)
+    program_only = Variation(view, neural=False, share_rate=0.0, spread_rate=1.0)
+    assert all(program_only.mutate(rng, parent).operator != "spread" for _ in range(10))

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from genomes.genome import LayerGenome, NetworkGenome, decode_layer
 from genomes.sampling import ALL_GENE_NAMES, PROGRAM_GENE_NAMES, random_layer_genome
 from genomes.spec import LayerSpec
-from operators import LAYER_MUTATIONS, crossover_one_point, crossover_slots, mutate, share
+from operators import (
+    LAYER_MUTATIONS,
+    crossover_one_point,
+    crossover_slots,
+    mutate,
+    share,
+    spread,
+)
 from operators.network import allowed_genes, with_layer
 
 
@@ -201,3 +208,80 @@ def test_every_shared_child_decodes_and_copies_only_the_donor(seed: int, neural:
                                                                                     neural))
         else:
             assert change.genome.layer(slot.id) == parent.layer(slot.id)
+
+
+KINDS_VIEW = IndependentSlots([
+    Slot("a", LayerSpec(32, 32, 16, 16, 3, 1), ALL_GENE_NAMES),
+    Slot("b", LayerSpec(64, 32, 16, 16, 3, 1), ALL_GENE_NAMES),  # same kind and stage
+    Slot("c", LayerSpec(32, 32, 8, 8, 3, 1), ALL_GENE_NAMES),  # same kind, next stage
+    Slot("d", LayerSpec(32, 32, 16, 16, 1, 1), ALL_GENE_NAMES),  # 1x1: another kind
+    Slot("e", LayerSpec(32, 32, 16, 16, 3, 1), PROGRAM_GENE_NAMES),
+    Slot("f", LayerSpec(32, 32, 16, 16, 3, 2), ALL_GENE_NAMES),  # stride 2: another kind
+    Slot("g", LayerSpec(3, 32, 16, 16, 3, 1), ALL_GENE_NAMES),  # group(2) cannot split 3
+])
+
+
+def _neural(layer: LayerGenome) -> tuple:
+    return tuple(g for g in layer.genes if g.name not in PROGRAM_GENE_NAMES)
+
+
+def _program(layer: LayerGenome) -> tuple:
+    return tuple(g for g in layer.genes if g.name in PROGRAM_GENE_NAMES)
+
+
+def test_spread_gives_the_neural_genes_to_the_slots_of_the_kind_keeping_their_programs():
+    donor = _layer({"gene": "group", "groups": 2}, {"gene": "tile", "axis": "ow", "factor": 8})
+    own = _layer({"gene": "parallel"})
+    parent = NetworkGenome({"a": donor, "b": own, "c": own})
+    seen = {}
+    for seed in range(20):
+        change = spread(np.random.default_rng(seed), parent, KINDS_VIEW)
+        assert change.operator == "spread" and change.detail["slot"] == "a"
+        seen[change.detail["scope"]] = change
+    assert seen["stage"].detail["to"] == ["b"]
+    assert seen["network"].detail["to"] == ["b", "c"]
+    grouped = _layer({"gene": "group", "groups": 2}, {"gene": "parallel"})
+    assert seen["network"].genome == NetworkGenome({"a": donor, "b": grouped, "c": grouped})
+    assert spread(np.random.default_rng(0), NetworkGenome({"a": own}), KINDS_VIEW) is None
+    assert spread(np.random.default_rng(0), NetworkGenome(), KINDS_VIEW) is None
+    lone = NetworkGenome({"d": _layer({"gene": "group", "groups": 2})})
+    assert spread(np.random.default_rng(0), lone, KINDS_VIEW) is None  # the only 1x1
+
+
+def test_spread_falls_back_to_the_donors_sequence_when_the_receivers_programs_break():
+    donor = _layer({"gene": "split_channels", "groups": [1, 1]},
+                   {"gene": "tile", "axis": "ow", "factor": 8, "piece": 1})
+    own = _layer({"gene": "split_channels", "groups": [1, 1, 1, 1]},
+                 {"gene": "unroll", "max_step": 16, "piece": 3})  # two pieces: no piece 3
+    parent = NetworkGenome({"a": donor, "b": own})
+    assert KINDS_VIEW.check(parent) is None
+    changes = [spread(np.random.default_rng(seed), parent, KINDS_VIEW) for seed in range(20)]
+    from_a = [c for c in changes if c.detail["slot"] == "a"]
+    assert from_a and all(c.genome.layer("b") == donor for c in from_a)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_every_spread_child_decodes_and_changes_only_neural_genes_of_its_kind(seed: int):
+    rng = np.random.default_rng(seed)
+    parent = NetworkGenome()
+    for slot in KINDS_VIEW.slots:
+        layer = random_layer_genome(rng, slot.spec, int(rng.integers(0, 5)), slot.allowed)
+        parent = with_layer(parent, slot.id, layer)
+    change = spread(rng, parent, KINDS_VIEW)
+    if change is None:
+        return
+    assert KINDS_VIEW.check(change.genome) is None
+    donor = change.detail["slot"]
+    donor_spec = KINDS_VIEW.spec_of(parent, donor)
+    assert _neural(parent.layer(donor))
+    for slot in KINDS_VIEW.slots:
+        child, before = change.genome.layer(slot.id), parent.layer(slot.id)
+        if slot.id not in change.detail["to"]:
+            assert child == before
+            continue
+        assert (slot.spec.kernel, slot.spec.stride) == (donor_spec.kernel, donor_spec.stride)
+        if change.detail["scope"] == "stage":
+            assert slot.spec.height == donor_spec.height
+        assert child != before and _neural(child) == _neural(parent.layer(donor))
+        assert _program(child) in (_program(before), _program(parent.layer(donor)))
