@@ -1,0 +1,93 @@
+"""Conv sums timed alone, warm and with cold caches, against the convs inside the network.
+
+    .venv/bin/python -m benchmarks.cold_vs_warm runs/bench-resnet34-2h-batch [GENE FACTOR]
+
+For the genomes `profile_rows.py` compares: every conv's program timed alone under the
+search's protocol (`evo.measure.timing`), once warm (as the search's fitness) and once
+with its weights and output flushed from the cache before each run (TVM's
+`cache_flush_cpu_non_first_arg`, one run per repeat), summed over the network; and the
+convs' time inside the compiled network (`evo.bench.op_profile`), before and after.
+Identical programs are timed once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TVM_NUM_THREADS", "2")
+
+import numpy as np  # noqa: E402 - after the thread count is fixed
+import tvm  # noqa: E402
+
+from benchmarks.profile_rows import bench_genomes  # noqa: E402
+from evo.analysis import load_run  # noqa: E402
+from evo.bench.compile import compile_network  # noqa: E402
+from evo.bench.op_profile import profile_executable  # noqa: E402
+from evo.bench.relax_import import to_relax  # noqa: E402
+from evo.bench.timing import set_tvm_threads  # noqa: E402
+from evo.errors import UsageError  # noqa: E402
+from evo.measure.timing import TimingPolicy, time_program  # noqa: E402
+from evo.networks import transform_network  # noqa: E402
+from evo.target import make_target  # noqa: E402
+from evo.tvm_runtime import compile_plan, tvm_arguments  # noqa: E402
+from genomes.plan import LayerPlan  # noqa: E402
+
+WARM = TimingPolicy()
+COLD = TimingPolicy(min_repeat_ms=0.0)  # one run per repeat, each after its own flush
+FLUSH = "cache_flush_cpu_non_first_arg"  # every argument but the input
+
+
+def warm_and_cold_ms(plan: LayerPlan, target: tvm.target.Target) -> tuple[float, float]:
+    """One conv program alone: median ms warm, and with weights and output flushed."""
+    library = compile_plan(plan, target)
+    spec = plan.spec
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((spec.batch, spec.in_channels, spec.height, spec.width))
+    weights = [rng.standard_normal(p.weight_shape(spec)) for p in plan.pieces]
+    args = tvm_arguments(plan, data, weights)
+    result = []
+    for policy, preproc in ((WARM, ""), (COLD, FLUSH)):
+        def runs(number: int, repeat: int, preproc: str = preproc) -> tuple[list[float], float]:
+            evaluator = library.mod.time_evaluator("main", tvm.cpu(), repeat=repeat,
+                                                   number=1 if preproc else number,
+                                                   f_preproc=preproc)
+            return list(evaluator(*args).results), 0.0
+        result.append(time_program(runs, policy).median_ms)
+    return result[0], result[1]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 3):
+        print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    try:
+        network, genomes = bench_genomes(argv[0], argv[1:])
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    config = load_run(f"{argv[0]}/search").config
+    target = make_target(config.target)
+    set_tvm_threads(2)
+    timed: dict[LayerPlan, tuple[float, float]] = {}
+    print(f"{'genome':28} {'inside':>8} {'warm':>8} {'cold':>8}  (ms, conv sums)", flush=True)
+    for name, genome in genomes.items():
+        start = time.time()
+        transform = transform_network(network, genome, seed=config.seed)
+        executable = compile_network(to_relax(transform.module, network.input_shape,
+                                              plans=transform.plans), target)
+        inside = profile_executable(executable, network.input_shape, runs=20).ms_of("conv")
+        warm = cold = 0.0
+        for plan in transform.plans.values():
+            if plan not in timed:
+                timed[plan] = warm_and_cold_ms(plan, target)
+            warm, cold = warm + timed[plan][0], cold + timed[plan][1]
+        again = profile_executable(executable, network.input_shape, runs=20).ms_of("conv")
+        print(f"{name:28} {inside:8.2f} {warm:8.2f} {cold:8.2f}  inside again {again:.2f} "
+              f"({time.time() - start:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
