@@ -89,6 +89,22 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     inside = [line for line in captured.out.splitlines() if "inside: convs" in line]
     assert len(inside) == sum(row["name"].startswith("tvm_") for row in result["rows"])
     assert "ms inside the network" in captured.out
+
+    # the research scripts of benchmarks/ read the same folder
+    from benchmarks import cold_vs_warm, profile_rows
+
+    assert profile_rows.main([str(out), "group", "2"]) == 0
+    printed = capsys.readouterr().out
+    names = [line.split()[0] for line in printed.splitlines() if not line.startswith(" ")]
+    assert names == ["template", "program-only", "search", "blockswap"]
+    assert "error" not in printed and printed.count(" conv_") >= 4
+    assert cold_vs_warm.main([str(out)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["template", "program-only", "search"]
+    assert all(float(row[-7]) > 0 and float(row[-6]) > 0 for row in rows)  # warm, cold
+    assert profile_rows.main([str(out), "depthwise", "2"]) == 2
+    assert cold_vs_warm.main([str(tmp_path / "nope")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
     assert len(load_run(out / "search").sessions) == sessions
 
 
