@@ -24,11 +24,11 @@ demo: $(STAMP)
 		--out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(BIN)/ruff check genomes operators evo tests
+	$(BIN)/ruff check genomes operators evo tests benchmarks
 	$(BIN)/pytest -q -p no:cacheprovider --timeout 900
 
 lint: $(STAMP)
-	$(BIN)/ruff check genomes operators evo tests
+	$(BIN)/ruff check genomes operators evo tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
