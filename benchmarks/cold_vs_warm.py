@@ -21,13 +21,11 @@ os.environ.setdefault("TVM_NUM_THREADS", "2")
 import numpy as np  # noqa: E402 - after the thread count is fixed
 import tvm  # noqa: E402
 
-from benchmarks.profile_rows import bench_genomes  # noqa: E402
-from evo.analysis import load_run  # noqa: E402
+from benchmarks.profile_rows import open_bench  # noqa: E402
 from evo.bench.compile import compile_network  # noqa: E402
 from evo.bench.op_profile import profile_executable  # noqa: E402
 from evo.bench.relax_import import to_relax  # noqa: E402
 from evo.bench.timing import set_tvm_threads  # noqa: E402
-from evo.errors import UsageError  # noqa: E402
 from evo.measure.timing import TimingPolicy, time_program  # noqa: E402
 from evo.networks import transform_network  # noqa: E402
 from evo.target import make_target  # noqa: E402
@@ -59,15 +57,10 @@ def warm_and_cold_ms(plan: LayerPlan, target: tvm.target.Target) -> tuple[float,
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 3):
-        print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+    bench = open_bench(argv, __doc__)
+    if bench is None:
         return 2
-    try:
-        network, genomes = bench_genomes(argv[0], argv[1:])
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    config = load_run(f"{argv[0]}/search").config
+    network, config, genomes = bench.network, bench.config, bench.genomes
     target = make_target(config.target)
     set_tvm_threads(2)
     timed: dict[LayerPlan, tuple[float, float]] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 
@@ -21,14 +22,38 @@ from evo.analysis import load_run  # noqa: E402 - after the thread count is fixe
 from evo.bench.blockswap import GENES, uniform_genome  # noqa: E402
 from evo.bench.end_to_end import genome_end_to_end  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
-from evo.networks import load_network  # noqa: E402
+from evo.networks import Network, load_network  # noqa: E402
+from evo.search.config import RunConfig  # noqa: E402
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome  # noqa: E402
 from evo.target import make_target  # noqa: E402
 from genomes.genome import NetworkGenome  # noqa: E402
 
 
-def bench_genomes(bench: str, blockswap: list[str]) -> tuple[object, dict[str, NetworkGenome]]:
-    """The network of a bench folder and the genomes to compare, by name."""
+@dataclass(frozen=True)
+class Bench:
+    """A bench folder's network, its search config and the genomes to compare, by name."""
+
+    network: Network
+    config: RunConfig
+    genomes: dict[str, NetworkGenome]
+
+
+def open_bench(argv: list[str], usage: str) -> Bench | None:
+    """The bench of `BENCH_DIR [GENE FACTOR]`; None, after a one-line message on
+    stderr, when the arguments are wrong."""
+    if len(argv) not in (1, 3):
+        print("usage: " + usage.strip().splitlines()[2].strip(), file=sys.stderr)
+        return None
+    try:
+        return bench_genomes(argv[0], argv[1:])
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def bench_genomes(bench: str, blockswap: list[str]) -> Bench:
+    """The template, both searches' bests and, with `[GENE, FACTOR]`, that uniform
+    genome (template schedule); UsageError for a bad folder or gene."""
     config = load_run(f"{bench}/search").config
     network = load_network(config.model, config.input_shape, seed=config.seed)
     genomes = {"template": template_genome(network.slots)}
@@ -43,19 +68,14 @@ def bench_genomes(bench: str, blockswap: list[str]) -> tuple[object, dict[str, N
                              f"and FACTOR a positive integer")
         genomes[f"blockswap {gene}({factor})"] = uniform_genome(
             network, gene, int(factor), program=TEMPLATE_SCHEDULE)[0]
-    return network, genomes
+    return Bench(network, config, genomes)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 3):
-        print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+    bench = open_bench(argv, __doc__)
+    if bench is None:
         return 2
-    try:
-        network, genomes = bench_genomes(argv[0], argv[1:])
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    config = load_run(f"{argv[0]}/search").config
+    network, config, genomes = bench.network, bench.config, bench.genomes
     target = make_target(config.target)
     for name, genome in genomes.items():
         row = genome_end_to_end(network, genome, target, 2, config.seed)
