@@ -143,23 +143,21 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
     neural genes, weighted like `mutate`'s slots."""
     slots = list(view.slots)
     weights = slot_weights(view) if weights is None else weights
-    donors = [i for i, slot in enumerate(slots) if _neural_genes(genome.layer(slot.id))]
+    donors = [i for i, slot in enumerate(slots) if genome.layer(slot.id).neural.genes]
     if not donors:
         return None
     donor_weights = weights[donors] / weights[donors].sum()
     donor = slots[donors[int(rng.choice(len(donors), p=donor_weights))]]
     scope = "network" if rng.random() < 0.5 else "stage"
     sequence = genome.layer(donor.id)
-    neural = _neural_genes(sequence)
+    neural = sequence.neural.genes
     names = {gene.name for gene in sequence.genes}
     child, receivers = genome, []
     for slot in slots:
         if slot.id == donor.id or not _same_kind(slot.spec, donor.spec, scope) \
                 or not {g.name for g in neural} <= set(slot.allowed):
             continue
-        own = genome.layer(slot.id)
-        options = [LayerGenome(neural + tuple(g for g in own.genes
-                                              if g.name in PROGRAM_GENE_NAMES))]
+        options = [LayerGenome(neural + genome.layer(slot.id).program.genes)]
         if names <= set(slot.allowed):
             options.append(sequence)
         for layer in options:
@@ -173,10 +171,6 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
     if not receivers:
         return None
     return Change(child, "spread", {"slot": donor.id, "scope": scope, "to": receivers})
-
-
-def _neural_genes(layer: LayerGenome) -> tuple:
-    return tuple(g for g in layer.genes if g.name not in PROGRAM_GENE_NAMES)
 
 
 def _same_kind(spec: LayerSpec, other: LayerSpec, scope: str) -> bool:

@@ -221,14 +221,6 @@ KINDS_VIEW = IndependentSlots([
 ])
 
 
-def _neural(layer: LayerGenome) -> tuple:
-    return tuple(g for g in layer.genes if g.name not in PROGRAM_GENE_NAMES)
-
-
-def _program(layer: LayerGenome) -> tuple:
-    return tuple(g for g in layer.genes if g.name in PROGRAM_GENE_NAMES)
-
-
 def test_spread_gives_the_neural_genes_to_the_slots_of_the_kind_keeping_their_programs():
     donor = _layer({"gene": "group", "groups": 2}, {"gene": "tile", "axis": "ow", "factor": 8})
     own = _layer({"gene": "parallel"})
@@ -274,7 +266,7 @@ def test_every_spread_child_decodes_and_changes_only_neural_genes_of_its_kind(se
     assert KINDS_VIEW.check(change.genome) is None
     donor = change.detail["slot"]
     donor_spec = KINDS_VIEW.spec_of(parent, donor)
-    assert _neural(parent.layer(donor))
+    assert parent.layer(donor).neural.genes
     for slot in KINDS_VIEW.slots:
         child, before = change.genome.layer(slot.id), parent.layer(slot.id)
         if slot.id not in change.detail["to"]:
@@ -283,5 +275,5 @@ def test_every_spread_child_decodes_and_changes_only_neural_genes_of_its_kind(se
         assert (slot.spec.kernel, slot.spec.stride) == (donor_spec.kernel, donor_spec.stride)
         if change.detail["scope"] == "stage":
             assert slot.spec.height == donor_spec.height
-        assert child != before and _neural(child) == _neural(parent.layer(donor))
-        assert _program(child) in (_program(before), _program(parent.layer(donor)))
+        assert child != before and child.neural == parent.layer(donor).neural
+        assert child.program in (before.program, parent.layer(donor).program)
