@@ -18,42 +18,27 @@ import time
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 
-import numpy as np  # noqa: E402 - after the thread count is fixed
-import tvm  # noqa: E402
+import tvm  # noqa: E402 - after the thread count is fixed
 
 from benchmarks.profile_rows import open_bench  # noqa: E402
 from evo.bench.compile import compile_network  # noqa: E402
+from evo.bench.conv_throughput import time_conv_program  # noqa: E402
 from evo.bench.op_profile import profile_executable  # noqa: E402
 from evo.bench.relax_import import to_relax  # noqa: E402
 from evo.bench.timing import set_tvm_threads  # noqa: E402
-from evo.measure.timing import TimingPolicy, time_program  # noqa: E402
+from evo.measure.timing import TimingPolicy  # noqa: E402
 from evo.networks import transform_network  # noqa: E402
 from evo.target import make_target  # noqa: E402
-from evo.tvm_runtime import compile_plan, tvm_arguments  # noqa: E402
+from evo.tvm_runtime import compile_plan  # noqa: E402
 from genomes.plan import LayerPlan  # noqa: E402
 
-WARM = TimingPolicy()
 COLD = TimingPolicy(min_repeat_ms=0.0)  # one run per repeat, each after its own flush
-FLUSH = "cache_flush_cpu_non_first_arg"  # every argument but the input
 
 
 def warm_and_cold_ms(plan: LayerPlan, target: tvm.target.Target) -> tuple[float, float]:
     """One conv program alone: median ms warm, and with weights and output flushed."""
     library = compile_plan(plan, target)
-    spec = plan.spec
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((spec.batch, spec.in_channels, spec.height, spec.width))
-    weights = [rng.standard_normal(p.weight_shape(spec)) for p in plan.pieces]
-    args = tvm_arguments(plan, data, weights)
-    result = []
-    for policy, preproc in ((WARM, ""), (COLD, FLUSH)):
-        def runs(number: int, repeat: int, preproc: str = preproc) -> tuple[list[float], float]:
-            evaluator = library.mod.time_evaluator("main", tvm.cpu(), repeat=repeat,
-                                                   number=1 if preproc else number,
-                                                   f_preproc=preproc)
-            return list(evaluator(*args).results), 0.0
-        result.append(time_program(runs, policy).median_ms)
-    return result[0], result[1]
+    return time_conv_program(library, plan), time_conv_program(library, plan, COLD, cold=True)
 
 
 def main(argv: list[str]) -> int:

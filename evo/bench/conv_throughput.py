@@ -77,17 +77,29 @@ def _tvm_ms(plan: LayerPlan, target: tvm.target.Target) -> tuple[float | None, s
         library = compile_plan(plan, target)
     except CompileError as exc:
         return None, str(exc)
+    return time_conv_program(library, plan), None
+
+
+def time_conv_program(library, plan: LayerPlan, policy: TimingPolicy = LAYER_POLICY,
+                      cold: bool = False) -> float:
+    """Median ms of one compiled conv program alone on random data (`evo.measure.timing`).
+
+    `cold`: every argument but the input (weights, output) is flushed from the CPU
+    caches before each run (TVM's `cache_flush_cpu_non_first_arg`), one run per repeat.
+    """
     spec = plan.spec
     rng = np.random.default_rng(0)
     data = rng.standard_normal((spec.batch, spec.in_channels, spec.height, spec.width))
     weights = [rng.standard_normal(p.weight_shape(spec)) for p in plan.pieces]
     args = tvm_arguments(plan, data, weights)
     device = tvm.cpu()
+    preproc = "cache_flush_cpu_non_first_arg" if cold else ""
 
     def time_runs(number: int, repeat: int) -> tuple[list[float], float]:
-        evaluator = library.mod.time_evaluator("main", device, number=number, repeat=repeat)
+        evaluator = library.mod.time_evaluator("main", device, number=1 if cold else number,
+                                               repeat=repeat, f_preproc=preproc)
         with OtherLoad() as load:
             result = evaluator(*args)
         return list(result.results), load.share
 
-    return time_program(time_runs, LAYER_POLICY).median_ms, None
+    return time_program(time_runs, policy).median_ms
