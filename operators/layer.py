@@ -9,7 +9,7 @@ gene still applies in order (`genomes.genome.decode_layer`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -134,6 +134,39 @@ def swap_genes(rng: np.random.Generator, spec: LayerSpec, genome: LayerGenome,
         return None
     return _valid(spec, tuple(genes), "swap",
                   {"positions": [i, j], "genes": [genes[j].to_json(), genes[i].to_json()]})
+
+
+# The parameter `fit_genes` may lower, and its smallest value, per gene kind.
+FITTABLE: dict[str, tuple[str, int]] = {
+    "group": ("groups", 2), "bottleneck": ("factor", 2), "unroll_channels": ("groups", 1),
+}
+
+
+def fit_genes(spec: LayerSpec, genes: tuple[Gene, ...]) -> tuple[Gene, ...]:
+    """`genes` made to apply on `spec`, in order: a gene that fails is retried with its
+    group count or bottleneck factor (`FITTABLE`) halved, down to the smallest value,
+    and left out if none applies. `group(16)` then `group(2)` on a conv of 144 input
+    channels becomes `group(16)`: 32 groups do not divide 144."""
+    plan, fitted = initial_plan(spec), []
+    for gene in genes:
+        for candidate in _smaller(gene):
+            try:
+                plan = candidate.apply(plan)
+            except GeneError:
+                continue
+            fitted.append(candidate)
+            break
+    return tuple(fitted)
+
+
+def _smaller(gene: Gene) -> Iterator[Gene]:
+    """`gene`, then copies with its `FITTABLE` parameter halved while at least its floor."""
+    yield gene
+    name, floor = FITTABLE.get(gene.name, ("", 0))
+    value = getattr(gene, name, None)
+    while isinstance(value, int) and value // 2 >= floor:
+        value //= 2
+        yield replace(gene, **{name: value})
 
 
 LAYER_MUTATIONS: dict[str, LayerMutation] = {

@@ -21,7 +21,7 @@ import numpy as np
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.sampling import PROGRAM_GENE_NAMES
 from genomes.spec import LayerSpec
-from operators.layer import LAYER_MUTATIONS
+from operators.layer import LAYER_MUTATIONS, fit_genes
 
 # How often each layer mutation is tried (insert dominates so genomes grow).
 MUTATION_RATES: dict[str, float] = {
@@ -134,12 +134,15 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
 
     Each receiver's neural genes are replaced by the donor's and its program genes
     kept; where that does not decode on the receiver's effective spec, it takes the
-    donor's whole sequence; where neither decodes, or the network no longer decodes
-    after it, the receiver is skipped. `share` copies a sequence only to slots of the
-    same effective shape, so a neural change reaches the 1x1 convs of a DenseNet
-    (whose input width grows layer by layer) one slot at a time; `spread` takes the
-    search in one step to what a BlockSwap-style uniform change would be, from
-    where single-slot mutations refine it. The donor is drawn among the slots with
+    donor's whole sequence; where neither decodes, it takes the neural genes fitted to
+    its spec (`fit_genes`: a group count or bottleneck factor halved until it divides,
+    a gene that fits nowhere left out; the slot is listed under `fitted`) with its own
+    program genes or else the donor's; where none of that decodes, or the network no
+    longer decodes after it, the receiver is skipped. `share` copies a sequence only
+    to slots of the same effective shape, so a neural change reaches the 1x1 convs of
+    a DenseNet (whose input width grows layer by layer) one slot at a time; `spread`
+    takes the search in one step to what a BlockSwap-style uniform change would be,
+    from where single-slot mutations refine it. The donor is drawn among the slots with
     neural genes, weighted like `mutate`'s slots."""
     slots = list(view.slots)
     weights = slot_weights(view) if weights is None else weights
@@ -152,14 +155,19 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
     sequence = genome.layer(donor.id)
     neural = sequence.neural.genes
     names = {gene.name for gene in sequence.genes}
-    child, receivers = genome, []
+    child, receivers, fitted = genome, [], []
     for slot in slots:
         if slot.id == donor.id or not _same_kind(slot.spec, donor.spec, scope) \
                 or not {g.name for g in neural} <= set(slot.allowed):
             continue
-        options = [LayerGenome(neural + genome.layer(slot.id).program.genes)]
+        own = genome.layer(slot.id).program.genes
+        options = [LayerGenome(neural + own)]
         if names <= set(slot.allowed):
             options.append(sequence)
+        spec = view.spec_of(child, slot.id)
+        fit = fit_genes(spec, neural) if spec is not None else neural
+        if fit and fit != neural:
+            options += [LayerGenome(fit + own), LayerGenome(fit + sequence.program.genes)]
         for layer in options:
             if layer == child.layer(slot.id):
                 break
@@ -167,10 +175,15 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
             if view.check(attempt) is None:
                 child = attempt
                 receivers.append(slot.id)
+                if layer.neural.genes != neural:
+                    fitted.append(slot.id)
                 break
     if not receivers:
         return None
-    return Change(child, "spread", {"slot": donor.id, "scope": scope, "to": receivers})
+    detail = {"slot": donor.id, "scope": scope, "to": receivers}
+    if fitted:
+        detail["fitted"] = fitted
+    return Change(child, "spread", detail)
 
 
 def _same_kind(spec: LayerSpec, other: LayerSpec, scope: str) -> bool:

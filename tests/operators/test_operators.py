@@ -19,6 +19,7 @@ from operators import (
     share,
     spread,
 )
+from operators.layer import FITTABLE, fit_genes
 from operators.network import allowed_genes, with_layer
 
 
@@ -275,5 +276,79 @@ def test_every_spread_child_decodes_and_changes_only_neural_genes_of_its_kind(se
         assert (slot.spec.kernel, slot.spec.stride) == (donor_spec.kernel, donor_spec.stride)
         if change.detail["scope"] == "stage":
             assert slot.spec.height == donor_spec.height
-        assert child != before and child.neural == parent.layer(donor).neural
+        assert child != before
         assert child.program in (before.program, parent.layer(donor).program)
+        if slot.id in change.detail.get("fitted", ()):
+            _assert_fitted(child.neural.genes, parent.layer(donor).neural.genes)
+        else:
+            assert child.neural == parent.layer(donor).neural
+
+
+def _assert_fitted(fitted, donor) -> None:
+    """`fitted` is `donor` with genes left out and FITTABLE parameters divided by powers
+    of two, in the donor's order, and differs from it."""
+    assert fitted and fitted != donor
+    position = 0
+    for gene in fitted:
+        while not _fits_from(gene, donor[position]):
+            position += 1
+        position += 1
+
+
+def _fits_from(gene, original) -> bool:
+    if (gene.name, gene.piece) != (original.name, original.piece):
+        return False
+    name, _ = FITTABLE.get(gene.name, ("", 0))
+    if not name:
+        return gene == original
+    ratio, rest = divmod(getattr(original, name), getattr(gene, name))
+    return rest == 0 and ratio & (ratio - 1) == 0 and gene.to_json() | {name: 0} \
+        == original.to_json() | {name: 0}
+
+
+def test_fit_genes_halves_group_counts_and_factors_until_they_divide_and_drops_the_rest():
+    densenet_1x1 = LayerSpec(144, 192, 8, 8, 1, 1)  # 48 x 3 input channels
+    donor = _layer({"gene": "group", "groups": 16, "piece": 0}, {"gene": "group", "groups": 2})
+    assert fit_genes(densenet_1x1, donor.genes) == donor.genes[:1]  # 32 groups do not divide
+    wide = _layer({"gene": "group", "groups": 64}, {"gene": "bottleneck", "factor": 32},
+                  {"gene": "depthwise"})
+    assert fit_genes(densenet_1x1, wide.genes) == _layer(
+        {"gene": "group", "groups": 16}, {"gene": "bottleneck", "factor": 4}).genes
+    assert fit_genes(LayerSpec(3, 32, 8, 8, 3, 1), donor.genes) == ()  # 3 has no group
+    assert fit_genes(LayerSpec(192, 192, 8, 8, 1, 1), donor.genes) == donor.genes
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_fitted_genes_decode_on_the_new_spec_and_keep_genes_that_already_apply(seed: int):
+    rng = np.random.default_rng(seed)
+    source, target = (LayerSpec(*(int(rng.choice(c)) for c in (
+        (3, 16, 24, 48, 64, 96, 144), (16, 32, 48, 64, 192), (8, 16), (8, 16), (1, 3), (1,))))
+        for _ in range(2))
+    genes = random_layer_genome(rng, source, int(rng.integers(1, 6)), ALL_GENE_NAMES).genes
+    fitted = fit_genes(target, genes)
+    assert decode_layer(target, LayerGenome(fitted)).ok
+    if decode_layer(target, LayerGenome(genes)).ok:
+        assert fitted == genes
+    elif fitted:
+        _assert_fitted(fitted, genes)
+
+
+def test_spread_fits_the_neural_genes_to_receivers_they_do_not_divide():
+    fitting = IndependentSlots([
+        Slot("a", LayerSpec(192, 192, 8, 8, 1, 1), ALL_GENE_NAMES),
+        Slot("b", LayerSpec(144, 192, 8, 8, 1, 1), ALL_GENE_NAMES),
+        Slot("c", LayerSpec(240, 192, 8, 8, 1, 1), ALL_GENE_NAMES),
+        Slot("d", LayerSpec(288, 192, 8, 8, 1, 1), ALL_GENE_NAMES),
+    ])
+    donor = _layer({"gene": "group", "groups": 16, "piece": 0}, {"gene": "group", "groups": 2},
+                   {"gene": "parallel"})
+    own = _layer({"gene": "unroll", "max_step": 16})
+    change = spread(np.random.default_rng(0), NetworkGenome(
+        {"a": donor, "b": own, "c": own, "d": own}), fitting)
+    assert change.detail == {"slot": "a", "scope": change.detail["scope"],
+                             "to": ["b", "c", "d"], "fitted": ["b", "c"]}
+    grouped = _layer({"gene": "group", "groups": 16, "piece": 0}, {"gene": "unroll",
+                                                                    "max_step": 16})
+    assert change.genome.layer("b") == change.genome.layer("c") == grouped
+    assert change.genome.layer("d") == LayerGenome(donor.neural.genes + own.genes)
