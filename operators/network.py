@@ -167,7 +167,9 @@ def spread(rng: np.random.Generator, genome: NetworkGenome, view: NetworkView,
         spec = view.spec_of(child, slot.id)
         fit = fit_genes(spec, neural) if spec is not None else neural
         if fit and fit != neural:
-            options += [LayerGenome(fit + own), LayerGenome(fit + sequence.program.genes)]
+            options.append(LayerGenome(fit + own))
+            if names <= set(slot.allowed):
+                options.append(LayerGenome(fit + sequence.program.genes))
         for layer in options:
             if layer == child.layer(slot.id):
                 break
