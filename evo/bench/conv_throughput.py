@@ -80,8 +80,8 @@ def _tvm_ms(plan: LayerPlan, target: tvm.target.Target) -> tuple[float | None, s
     return time_conv_program(library, plan), None
 
 
-def time_conv_program(library, plan: LayerPlan, policy: TimingPolicy = LAYER_POLICY,
-                      cold: bool = False) -> float:
+def time_conv_program(library: tvm.runtime.Executable, plan: LayerPlan,
+                      policy: TimingPolicy = LAYER_POLICY, cold: bool = False) -> float:
     """Median ms of one compiled conv program alone on random data (`evo.measure.timing`).
 
     `cold`: every argument but the input (weights, output) is flushed from the CPU
