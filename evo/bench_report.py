@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evo.analysis import load_run
+from evo.analysis.status import run_hosts
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
@@ -12,6 +13,7 @@ from evo.bench.metaschedule import metaschedule_end_to_end
 from evo.bench.timing import set_tvm_threads
 from evo.capacity import FisherPotential
 from evo.errors import UsageError
+from evo.host import describe_host, host_label, same_host
 from evo.networks import load_network, transform_network
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
 from evo.target import make_target
@@ -21,7 +23,8 @@ from genomes.genome import NetworkGenome
 def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: int,
               threads: int, out: Path | None) -> dict:
     """Every row as a dict (name, ms, spread, error, and network facts), plus speedups of
-    the discovered network against rows 1, 2 and 3."""
+    the discovered network against rows 1, 2 and 3, this machine (`host`) and the machines
+    the search ran on (`search_hosts`)."""
     set_tvm_threads(threads)
     snap = load_run(run)
     config = snap.config
@@ -73,7 +76,9 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
     discovered = transform_network(network, genome, seed=config.seed).module
     add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
         torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
-    return {"model": config.model, "individual": chosen, "threads": threads, "rows": rows,
+    return {"model": config.model, "individual": chosen, "threads": threads,
+            "host": describe_host(),
+            "search_hosts": _search_hosts(run, program_run), "rows": rows,
             "speedup": _speedups(rows), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
@@ -105,6 +110,13 @@ def _program_only(network, program_run: Path | None, model: str) -> tuple[Networ
     return genome, f"original, best of program-only run {program_run} (#{best})"
 
 
+def _search_hosts(run: Path, program_run: Path | None) -> list[dict]:
+    """The distinct machines the benchmarked searches ran on (as their sessions recorded)."""
+    sessions = [s for folder in (run, program_run) if folder is not None
+                for s in load_run(folder).sessions]
+    return [h["host"] for h in run_hosts(sessions)]
+
+
 def _speedups(rows: list[dict]) -> dict:
     ms = {row["name"]: row["ms"] for row in rows if row["error"] is None}
     mine = ms.get("tvm_discovered")
@@ -123,6 +135,12 @@ def format_table(result: dict) -> str:
              f"discovered = individual {result['individual']}",
              f"{'row':24} {'ms':>10} {'spread':>7} {'MFLOPs':>9} {'params':>10} "
              f"{'fisher':>7}  what"]
+    if result.get("host"):
+        lines.insert(1, f"measured on {host_label(result['host'])}")
+        elsewhere = [h for h in result.get("search_hosts", [])
+                     if not same_host(h, result["host"])]
+        lines[2:2] = [f"note: the search also ran on {host_label(h)}; programs it found "
+                      "there are measured here" for h in elsewhere]
     for row in result["rows"]:
         ms = f"{row['ms']:.3f}" if row["ms"] is not None else "-"
         spread = f"{row['spread']:.1%}" if row.get("spread") is not None else "-"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from evo.analysis.snapshot import RunSnapshot
+from evo.host import host_label, same_host
 
 FINISHED = ("completed", "time budget")
 
@@ -47,7 +48,25 @@ def run_status(snap: RunSnapshot) -> dict[str, Any]:
         "state": state,
         "last_stop": stop,
         "sessions": len(snap.sessions),
+        "hosts": run_hosts(snap.sessions),
     }
+
+
+def run_hosts(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct machines the run's sessions ran on, in order of first use, each with
+    its session ids; sessions that recorded no machine (older stores) are left out."""
+    hosts: list[dict[str, Any]] = []
+    for session in sessions:
+        host = session.get("host")
+        if host is None:
+            continue
+        for known in hosts:
+            if same_host(known["host"], host):
+                known["sessions"].append(session["id"])
+                break
+        else:
+            hosts.append({"host": host, "sessions": [session["id"]]})
+    return hosts
 
 
 def _last_stop(snap: RunSnapshot) -> tuple[str, dict[str, Any] | None]:
@@ -108,6 +127,7 @@ def format_status(status: dict[str, Any]) -> str:
             rows.append(("", f"{s['speedup_vs_template']:.2f}x faster than the template schedule "
                              f"({s['template_ms']:.4f} ms)"))
     rows.append(("pareto set", f"{s['front_size']} individual(s)"))
+    rows.extend(_host_rows(s["hosts"]))
     rows.append(("running now", f"yes (pid {s['pid']})" if s["running"] else "no"))
     stop = s["last_stop"]
     if stop is None:
@@ -119,6 +139,17 @@ def format_status(status: dict[str, Any]) -> str:
         rows.append(("resume with", f"evo resume {shlex.quote(s['run'])}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _host_rows(hosts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    if not hosts:
+        return []
+    if len(hosts) == 1:
+        return [("measured on", host_label(hosts[0]["host"]))]
+    rows = [("measured on", f"{len(hosts)} machines: its latencies mix them")]
+    rows += [("", f"{host_label(h['host'])}: session(s) {', '.join(map(str, h['sessions']))}")
+             for h in hosts]
+    return rows
 
 
 def _duration(seconds: float | None) -> str:

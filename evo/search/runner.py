@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evo.errors import UsageError
+from evo.host import describe_host, host_changes, host_label
 from evo.search.config import RunConfig
 from evo.search.engine import Budget, Search, SearchState
 from evo.search.signals import StopSignals
@@ -76,7 +77,10 @@ def _prepare(config: RunConfig):
 def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet: bool,
          context) -> int:
     command = " ".join(shlex.quote(a) for a in sys.argv)
-    session = store.start_session(os.getpid(), command)
+    host = describe_host(config.runner)
+    if config.evaluator == "tvm":
+        _warn_if_moved(store.sessions(), host)
+    session = store.start_session(os.getpid(), command, host)
     state = SearchState.from_store(store, config.seed)
     start = state.generation + 1
     total = None if budget.until_generation == sys.maxsize else max(
@@ -117,6 +121,18 @@ def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet
         _summary(search.state, folder, reason)
         store.close()
     return 0 if reason in ("completed", "time budget") else 130
+
+
+def _warn_if_moved(sessions: list[dict], host: dict) -> None:
+    """Say on stderr when the last session that recorded its machine ran on another one:
+    the run's stored latencies and the new ones would be compared as if alike."""
+    before = next((s["host"] for s in reversed(sessions) if s.get("host")), None)
+    if before is None or not (changes := host_changes(before, host)):
+        return
+    print(f"warning: this run was measured on {host_label(before)} until now and continues on "
+          f"{host_label(host)} ({'; '.join(changes)}); its stored latencies and the new ones "
+          "will be compared as if alike; a new run compares like with like.",
+          file=sys.stderr, flush=True)
 
 
 def _summary(state: SearchState, folder: Path, reason: str) -> None:

@@ -5,7 +5,9 @@ generation, parents, operator and what it changed), `evaluations` (latency,
 Fisher Potential, violation, error), `generations` (per finished generation, in
 one transaction with its individuals and evaluations: the population, the Pareto
 set, the best legal individual, the RNG state and the logbook) and `sessions`
-(each process that ran the search, and how it stopped). Nothing is pickled.
+(each process that ran the search, the machine it ran on, and how it stopped).
+Nothing is pickled. A schema-1 store (before sessions recorded their machine) is
+read as it is and upgraded in place when opened for writing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from genomes.genes import GenomeFormatError
 from genomes.genome import NetworkGenome
 
 APPLICATION = "evo-run"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = ("1", "2")
 DB_NAME = "run.sqlite"
 
 _SCHEMA = """
@@ -65,7 +68,8 @@ CREATE TABLE sessions (
     command TEXT NOT NULL,
     started_at REAL NOT NULL,
     ended_at REAL,
-    reason TEXT
+    reason TEXT,
+    host TEXT
 );
 """
 
@@ -112,13 +116,19 @@ class RunStore:
         if rows.get("application") != APPLICATION:
             raise UsageError(f"{path}: not an evo run store (application "
                              f"{rows.get('application')!r})")
-        if rows.get("schema") != str(SCHEMA_VERSION):
+        if rows.get("schema") not in READABLE_SCHEMAS:
             raise UsageError(f"{path}: run store schema {rows.get('schema')}, this evo reads "
-                             f"schema {SCHEMA_VERSION}")
+                             f"schemas {', '.join(READABLE_SCHEMAS)}")
         try:
             db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{path}: corrupted run store ({exc})") from None
+        if rows["schema"] == "1" and not readonly:
+            try:
+                _upgrade_from_1(db)
+            except sqlite3.Error as exc:
+                raise UsageError(f"{path}: cannot upgrade run store schema 1 to "
+                                 f"{SCHEMA_VERSION} ({exc})") from None
         return cls(db, path)
 
     def close(self) -> None:
@@ -145,11 +155,13 @@ class RunStore:
                  json.dumps(c.rng_state), c.next_id, c.evaluations, c.elapsed_s,
                  json.dumps(c.logbook, sort_keys=True), time.time()))
 
-    def start_session(self, pid: int, command: str) -> int:
+    def start_session(self, pid: int, command: str, host: dict[str, Any] | None = None) -> int:
+        """Record a process starting to run the search, and the machine it runs on."""
         with self._db:
             cursor = self._db.execute(
-                "INSERT INTO sessions (pid, command, started_at) VALUES (?, ?, ?)",
-                (pid, command, time.time()))
+                "INSERT INTO sessions (pid, command, started_at, host) VALUES (?, ?, ?, ?)",
+                (pid, command, time.time(),
+                 None if host is None else json.dumps(host, sort_keys=True)))
         return int(cursor.lastrowid)
 
     def end_session(self, session: int, reason: str) -> None:
@@ -190,9 +202,35 @@ class RunStore:
             "SELECT generation, finished_at FROM generations ORDER BY generation").fetchall()
 
     def sessions(self) -> list[dict[str, Any]]:
+        """Every session, oldest first; `host` is None where it was not recorded."""
         keys = ("id", "pid", "command", "started_at", "ended_at", "reason")
-        return [dict(zip(keys, row, strict=True)) for row in
-                self._db.execute("SELECT * FROM sessions ORDER BY id")]
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+        host = "host" if "host" in columns else "NULL"
+        out = []
+        for row in self._db.execute(f"SELECT {', '.join(keys)}, {host} FROM sessions "
+                                    "ORDER BY id"):
+            session = dict(zip(keys, row[:-1], strict=True))
+            session["host"] = _parse_host(row[-1])
+            out.append(session)
+        return out
+
+
+def _upgrade_from_1(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: sessions gain a `host` column (NULL for the sessions before)."""
+    with db:
+        db.execute("ALTER TABLE sessions ADD COLUMN host TEXT")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+
+def _parse_host(text: str | None) -> dict[str, Any] | None:
+    """A session's recorded host; None when absent or unreadable (it only informs)."""
+    if text is None:
+        return None
+    try:
+        host = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return host if isinstance(host, dict) else None
 
 
 def _parse_genome(text: str, ident: int) -> NetworkGenome:

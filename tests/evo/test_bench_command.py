@@ -47,6 +47,7 @@ def test_bench_rows_and_speedups(tmp_path: Path, capsys) -> None:
     assert original["fisher_ratio"] == 1.0
     tried = result["blockswap"]["tried"]
     assert tried and ("blockswap" in names) == any(c["legal"] for c in tried)
+    assert result["search_hosts"] == [result["host"]]  # searched and benched here
 
 
 def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
