@@ -7,8 +7,9 @@
 or a file) goes into the archive under its own name. Every SQLite file (run stores,
 measurement caches) is copied with SQLite's backup API, so each copy is one consistent
 state even while a search writes the original, as a single file in rollback-journal
-mode; every other file as it is (config.json, result.json, logs). `lock` files and
-SQLite's -wal/-shm side files are left out. Restore with `tar -C runs -xJf ARCHIVE`;
+mode; every other file as it is (config.json, result.json, logs). `lock` files,
+SQLite's -wal/-shm side files and compiled libraries (`.so`: MetaSchedule's network,
+rebuilt from its tuning database) are left out. Restore with `tar -C runs -xJf ARCHIVE`;
 `evo resume` and `evo bench` then go on from the last finished generation.
 """
 
@@ -20,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal")
+SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".so")
 
 
 def snapshot_sqlite(source: Path, copy: Path) -> None:

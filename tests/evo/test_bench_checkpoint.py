@@ -40,6 +40,9 @@ def test_a_running_search_archived_restores_and_resumes(tmp_path: Path) -> None:
         while _generations(run) < 3 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _generations(run) >= 3, "the search did not get going"
+        (run / "bench").mkdir()
+        (run / "bench" / "network.so").write_bytes(b"\x7fELF")  # rebuilt, not archived
+        (run / "bench" / "database_workload.json").write_text("{}\n")
         archive = tmp_path / "out" / "live.tar.xz"
         members = checkpoint.checkpoint([run, log], archive)
         assert search.poll() is None  # archived while the search was still writing
@@ -48,7 +51,8 @@ def test_a_running_search_archived_restores_and_resumes(tmp_path: Path) -> None:
         search.wait(timeout=120)
     assert "live.log" in members and "live/config.json" in members
     assert "live/run.sqlite" in members and "live/measurements.sqlite" in members
-    assert not any(m.endswith(("-wal", "-shm", "/lock")) for m in members)
+    assert "live/bench/database_workload.json" in members
+    assert not any(m.endswith(("-wal", "-shm", "/lock", ".so")) for m in members)
 
     restored = tmp_path / "restored"
     with tarfile.open(archive) as tar:
