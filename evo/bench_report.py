@@ -16,6 +16,7 @@ from evo.errors import UsageError
 from evo.host import describe_host, host_label, same_host
 from evo.networks import load_network, transform_network
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
+from evo.store.run_store import RunStore
 from evo.target import make_target
 from genomes.genome import NetworkGenome
 
@@ -78,7 +79,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
         torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
     return {"model": config.model, "individual": chosen, "threads": threads,
             "host": describe_host(),
-            "search_hosts": _search_hosts(run, program_run), "rows": rows,
+            "search_hosts": _search_hosts(snap.sessions, program_run), "rows": rows,
             "speedup": _speedups(rows), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
@@ -110,10 +111,14 @@ def _program_only(network, program_run: Path | None, model: str) -> tuple[Networ
     return genome, f"original, best of program-only run {program_run} (#{best})"
 
 
-def _search_hosts(run: Path, program_run: Path | None) -> list[dict]:
+def _search_hosts(sessions: list[dict], program_run: Path | None) -> list[dict]:
     """The distinct machines the benchmarked searches ran on (as their sessions recorded)."""
-    sessions = [s for folder in (run, program_run) if folder is not None
-                for s in load_run(folder).sessions]
+    if program_run is not None:
+        store = RunStore.open(program_run, readonly=True)
+        try:
+            sessions = [*sessions, *store.sessions()]
+        finally:
+            store.close()
     return [h["host"] for h in run_hosts(sessions)]
 
 

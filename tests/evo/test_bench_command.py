@@ -82,11 +82,17 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     assert gflops["ratio"] == gflops["tvm"] / gflops["torch"]
     assert len(gflops["slots"]) == len(load_network("tiny").slots)
 
+    assert result["search_hosts"] == [result["host"]]  # both searches ran here
+    with sqlite3.connect(out / "program-only" / "run.sqlite") as db:  # as if it ran elsewhere
+        db.execute("UPDATE sessions SET host = json_set(host, '$.mcpu', 'znver9')")
+
     sessions = len(load_run(out / "search").sessions)
     # a second call measures again but does not search again; the table this time
     assert main([arg for arg in argv if arg != "--json"]) == 0
     captured = capsys.readouterr()
     assert "reused search search" in captured.err
+    notes = [line for line in captured.out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "znver9" in notes[0]  # the program-only run's machine
     inside = [line for line in captured.out.splitlines() if "inside: convs" in line]
     assert len(inside) == sum(row["name"].startswith("tvm_") for row in result["rows"])
     assert "ms inside the network" in captured.out
