@@ -36,31 +36,36 @@ def snapshot_sqlite(source: Path, copy: Path) -> None:
         db.close()
 
 
+def _members(path: Path) -> list[tuple[Path, Path]]:
+    """(file, its name in the archive) for a file, or for each file under a folder."""
+    if not path.is_dir():
+        return [(path, Path(path.name))]
+    return [(file, Path(path.name, file.relative_to(path)))
+            for file in sorted(path.rglob("*")) if file.is_file()]
+
+
 def checkpoint(paths: list[Path], archive: Path) -> list[str]:
     """Write `archive` (.tar.xz) holding each folder or file of `paths` under its own
     name; returns the member files, sorted."""
+    names = []
     with tempfile.TemporaryDirectory(prefix="evo-checkpoint-") as staging:
-        for path in paths:
-            files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() \
-                else [path]
-            for file in files:
-                if file.name == "lock" or file.name.endswith(SKIPPED_SUFFIXES):
-                    continue
-                target = Path(staging, path.name, file.relative_to(path)) if path.is_dir() \
-                    else Path(staging, path.name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if file.suffix == ".sqlite":
-                    snapshot_sqlite(file, target)
-                else:
-                    target.write_bytes(file.read_bytes())
+        for file, name in (member for path in paths for member in _members(path)):
+            if file.name == "lock" or file.name.endswith(SKIPPED_SUFFIXES):
+                continue
+            target = Path(staging, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if file.suffix == ".sqlite":
+                snapshot_sqlite(file, target)
+            else:
+                target.write_bytes(file.read_bytes())
+            names.append(str(name))
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_name(archive.name + ".partial")
         with tarfile.open(partial, "w:xz") as tar:
             for path in paths:
                 tar.add(Path(staging, path.name), arcname=path.name)
         partial.replace(archive)
-        return sorted(str(f.relative_to(staging)) for f in Path(staging).rglob("*")
-                      if f.is_file())
+    return sorted(names)
 
 
 def main(argv: list[str] | None = None) -> int:

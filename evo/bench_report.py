@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from evo.analysis import load_run
-from evo.analysis.status import run_hosts
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
@@ -13,7 +12,7 @@ from evo.bench.metaschedule import metaschedule_end_to_end
 from evo.bench.timing import set_tvm_threads
 from evo.capacity import FisherPotential
 from evo.errors import UsageError
-from evo.host import describe_host, host_label, same_host
+from evo.host import describe_host, distinct_hosts, host_label, same_host
 from evo.networks import load_network, transform_network
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
 from evo.store.run_store import RunStore
@@ -119,7 +118,7 @@ def _search_hosts(sessions: list[dict], program_run: Path | None) -> list[dict]:
             sessions = [*sessions, *store.sessions()]
         finally:
             store.close()
-    return [h["host"] for h in run_hosts(sessions)]
+    return [h["host"] for h in distinct_hosts(sessions)]
 
 
 def _speedups(rows: list[dict]) -> dict:

@@ -8,7 +8,6 @@ from another, and selection would compare them as if they were alike.
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 from typing import Any
@@ -23,10 +22,12 @@ def describe_host(runner: str | None = None) -> dict[str, Any]:
     the cores this process may use, TVM's version, and the device that times
     (`local` or the `rpc://` runner)."""
     import tvm
-    from tvm.target import codegen
 
-    return {"cpu": _cpu_model(), "mcpu": codegen.llvm_get_system_cpu() or "generic",
-            "cores": len(os.sched_getaffinity(0)), "tvm": tvm.__version__,
+    from evo.measure.evaluator import available_cores
+    from evo.target import host_target_config
+
+    return {"cpu": _cpu_model(), "mcpu": host_target_config().get("mcpu", "generic"),
+            "cores": available_cores(), "tvm": tvm.__version__,
             "device": runner or "local", "hostname": socket.gethostname()}
 
 
@@ -38,6 +39,23 @@ def host_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def same_host(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return not host_changes(a, b)
+
+
+def distinct_hosts(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct machines `sessions` ran on, in order of first use, each with its
+    session ids; sessions that recorded no machine (older stores) are left out."""
+    hosts: list[dict[str, Any]] = []
+    for session in sessions:
+        host = session.get("host")
+        if host is None:
+            continue
+        for known in hosts:
+            if same_host(known["host"], host):
+                known["sessions"].append(session["id"])
+                break
+        else:
+            hosts.append({"host": host, "sessions": [session["id"]]})
+    return hosts
 
 
 def host_label(host: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from evo.analysis.snapshot import RunSnapshot
-from evo.host import host_label, same_host
+from evo.host import distinct_hosts, host_label
 
 FINISHED = ("completed", "time budget")
 
@@ -48,25 +48,8 @@ def run_status(snap: RunSnapshot) -> dict[str, Any]:
         "state": state,
         "last_stop": stop,
         "sessions": len(snap.sessions),
-        "hosts": run_hosts(snap.sessions),
+        "hosts": distinct_hosts(snap.sessions),
     }
-
-
-def run_hosts(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct machines the run's sessions ran on, in order of first use, each with
-    its session ids; sessions that recorded no machine (older stores) are left out."""
-    hosts: list[dict[str, Any]] = []
-    for session in sessions:
-        host = session.get("host")
-        if host is None:
-            continue
-        for known in hosts:
-            if same_host(known["host"], host):
-                known["sessions"].append(session["id"])
-                break
-        else:
-            hosts.append({"host": host, "sessions": [session["id"]]})
-    return hosts
 
 
 def _last_stop(snap: RunSnapshot) -> tuple[str, dict[str, Any] | None]:
