@@ -15,7 +15,6 @@ from evo.errors import UsageError
 from evo.host import describe_host, distinct_hosts, host_label, same_host
 from evo.networks import load_network, transform_network
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
-from evo.store.run_store import RunStore
 from evo.target import make_target
 from genomes.genome import NetworkGenome
 
@@ -51,7 +50,8 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
         row.update(facts(g) if g is not None else {})
         rows.append(row)
 
-    program_genome, program_what = _program_only(network, program_run, config.model)
+    program_genome, program_what, program_sessions = _program_only(network, program_run,
+                                                                  config.model)
     add("tvm_program_only", program_what,
         genome_end_to_end(network, program_genome, target, threads, config.seed), program_genome)
     if trials:
@@ -78,7 +78,9 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
         torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
     return {"model": config.model, "individual": chosen, "threads": threads,
             "host": describe_host(),
-            "search_hosts": _search_hosts(snap.sessions, program_run), "rows": rows,
+            "search_hosts": [h["host"] for h in distinct_hosts([*snap.sessions,
+                                                                *program_sessions])],
+            "rows": rows,
             "speedup": _speedups(rows), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
@@ -94,10 +96,13 @@ def _conv_gflops(plans, target, threads: int) -> dict:
             "slots": [slot.to_json() for slot in slots]}
 
 
-def _program_only(network, program_run: Path | None, model: str) -> tuple[NetworkGenome, str]:
+def _program_only(network, program_run: Path | None,
+                  model: str) -> tuple[NetworkGenome, str, list[dict]]:
+    """Row 1's genome, its description, and the sessions of the run it came from (none
+    when no program-only run is given and the template schedule stands in)."""
     if program_run is None:
         return (template_genome(network.slots),
-                "original, template schedule on every conv (no program-only run given)")
+                "original, template schedule on every conv (no program-only run given)", [])
     snap = load_run(program_run)
     if snap.config.model != model:
         raise UsageError(f"--program-run {program_run}: model {snap.config.model!r}, the run "
@@ -107,18 +112,7 @@ def _program_only(network, program_run: Path | None, model: str) -> tuple[Networ
     if genome.neural.layers:
         raise UsageError(f"--program-run {program_run}: its best has neural genes; "
                          f"use a run made with --program-only")
-    return genome, f"original, best of program-only run {program_run} (#{best})"
-
-
-def _search_hosts(sessions: list[dict], program_run: Path | None) -> list[dict]:
-    """The distinct machines the benchmarked searches ran on (as their sessions recorded)."""
-    if program_run is not None:
-        store = RunStore.open(program_run, readonly=True)
-        try:
-            sessions = [*sessions, *store.sessions()]
-        finally:
-            store.close()
-    return [h["host"] for h in distinct_hosts(sessions)]
+    return genome, f"original, best of program-only run {program_run} (#{best})", snap.sessions
 
 
 def _speedups(rows: list[dict]) -> dict:
