@@ -19,7 +19,7 @@ from pathlib import Path
 from evo.analysis import load_run
 from evo.analysis.status import FINISHED
 from evo.errors import UsageError
-from evo.search.config import CONFIG_NAME, RunConfig
+from evo.search.config import CONFIG_NAME, RUN_FOLDER, RunConfig
 from evo.search.runner import resume_run, start_run
 from evo.store.run_store import DB_NAME
 
@@ -44,13 +44,13 @@ def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: fl
                    threshold: float = RunConfig.threshold) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name under `out`.
 
-    Without `cache`, each search gets `out/NAME/MEASUREMENT_CACHE` (an absolute path,
-    so the search can be resumed from any directory)."""
+    Without `cache`, each search gets `{run}/MEASUREMENT_CACHE`: a cache in its own folder
+    that moves with it (resumed from any directory, or copied, archived and restored)."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
                   population=population, generations=BENCH_GENERATIONS, jobs=jobs,
                   fisher_bn=fisher_bn, threshold=threshold)
     return {name: RunConfig(**common, neural=neural,
-                            cache=cache or str((out / name / MEASUREMENT_CACHE).absolute()))
+                            cache=cache or f"{RUN_FOLDER}/{MEASUREMENT_CACHE}")
             for name, neural in (("search", True), ("program-only", False))}
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from evo.errors import UsageError
 
 CONFIG_NAME = "config.json"
+# A cache path that starts with this lies in the run folder and moves with it.
+RUN_FOLDER = "{run}"
 STRATEGIES = ("nsga2", "aging", "ga")
 EVALUATORS = ("tvm", "analytic")
 # BatchNorm statistics of the Fisher Potential (evo.capacity.fisher.BN_MODES); default first.
@@ -66,6 +68,34 @@ class RunConfig:
                              f"{' or '.join(FISHER_BN_MODES)}")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
+
+    def with_cache_in(self, folder: Path) -> RunConfig:
+        """This config with a cache path inside `folder` written as `{run}/...`, so that a
+        copied, archived or restored run folder measures into its own cache, not the
+        original's."""
+        if self.cache is None or self.cache.startswith(RUN_FOLDER + "/"):
+            return self
+        try:
+            inner = Path(self.cache).absolute().relative_to(Path(folder).absolute())
+        except ValueError:
+            return self  # a cache outside the folder, shared by runs
+        return replace(self, cache=f"{RUN_FOLDER}/{inner.as_posix()}")
+
+    def cache_path(self, folder: Path) -> str | None:
+        """The measurement cache of the run in `folder` (None: the evaluator's default).
+
+        `{run}/...` is resolved against `folder`. An absolute path that ends in the
+        folder's own name and file, written before `{run}` existed, means the folder's
+        own cache when the folder has that file: the run was moved or copied."""
+        if self.cache is None:
+            return None
+        if self.cache.startswith(RUN_FOLDER + "/"):
+            return str(Path(folder) / self.cache[len(RUN_FOLDER) + 1:])
+        recorded, own = Path(self.cache), Path(folder) / Path(self.cache).name
+        if (recorded.is_absolute() and recorded.parent.name == Path(folder).absolute().name
+                and own.is_file()):
+            return str(own)
+        return self.cache
 
     def to_json(self) -> dict:
         data = asdict(self)

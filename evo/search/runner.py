@@ -24,8 +24,9 @@ def start_run(config: RunConfig, folder: Path, quiet: bool = False) -> int:
     if (folder / DB_NAME).exists():
         raise UsageError(f"{folder} already holds a run; continue it with "
                          f"`evo resume {shlex.quote(str(folder))}` or choose another --out")
+    config = config.with_cache_in(folder)
     # Build the network first: a bad --model must not leave an empty run folder.
-    context = _prepare(config)
+    context = _prepare(config, folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = RunLock(folder)
     try:
@@ -62,16 +63,16 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
         seconds = time_budget_s if time_budget_s is not None else config.time_budget_s
         if generations is None and time_budget_s is not None:
             until = sys.maxsize
-        context = _prepare(config)
+        context = _prepare(config, folder)
         return _run(config, folder, store, Budget(until, seconds), quiet, context)
     finally:
         lock.release()
 
 
-def _prepare(config: RunConfig):
+def _prepare(config: RunConfig, folder: Path):
     from evo.search.evaluate import build_context
 
-    return build_context(config)
+    return build_context(config, folder)
 
 
 def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet: bool,

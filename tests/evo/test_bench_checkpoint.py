@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks import checkpoint
 from evo.analysis.snapshot import load_run
+from evo.search.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -69,11 +70,22 @@ def test_a_running_search_archived_restores_and_resumes(tmp_path: Path) -> None:
     assert set(snap.individuals) <= set(original.individuals)
     assert (restored / "live.log").read_text() == log.read_text()
 
+    assert load_run(copy).config.cache == "{run}/measurements.sqlite"  # moves with the run
+    original_rows = _measurements(run / "measurements.sqlite")
+    copied_rows = _measurements(copy / "measurements.sqlite")
     done = subprocess.run([sys.executable, "-m", "evo", "resume", str(copy), "--generations",
                            "1", "--quiet"], env=ENV, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert load_run(copy).last.generation == snap.last.generation + 1
+    # the copy measured into its own cache and left the original run's alone
+    assert _measurements(copy / "measurements.sqlite") > copied_rows
+    assert _measurements(run / "measurements.sqlite") == original_rows
+
+
+def _measurements(cache: Path) -> int:
+    with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
 
 
 def test_bad_arguments_exit_two(tmp_path: Path, capsys) -> None:
@@ -82,3 +94,29 @@ def test_bad_arguments_exit_two(tmp_path: Path, capsys) -> None:
     assert checkpoint.main([str(tmp_path)]) == 2
     assert checkpoint.main([str(tmp_path), str(tmp_path / "a.zip")]) == 2
     assert not (tmp_path / "a.tar.xz").exists()
+
+
+def test_a_cache_in_the_run_folder_moves_with_it(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "r1"
+    inside = RunConfig(cache=str(folder / "measurements.sqlite")).with_cache_in(folder)
+    assert inside.cache == "{run}/measurements.sqlite"
+    moved = tmp_path / "elsewhere" / "r1"
+    assert inside.cache_path(moved) == str(moved / "measurements.sqlite")
+    shared = RunConfig(cache=str(tmp_path / "shared.sqlite"))
+    assert shared.with_cache_in(folder) == shared  # outside the folder: shared, kept
+    assert shared.cache_path(moved) == str(tmp_path / "shared.sqlite")
+    assert RunConfig().with_cache_in(folder).cache_path(folder) is None  # the default
+
+
+def test_an_absolute_cache_of_a_moved_run_resolves_to_its_own(tmp_path: Path) -> None:
+    """Runs written before `{run}` recorded their own cache by absolute path."""
+    old = RunConfig(cache=str(tmp_path / "gone" / "search" / "measurements.sqlite"))
+    moved = tmp_path / "restored" / "search"
+    moved.mkdir(parents=True)
+    assert old.cache_path(moved) == old.cache  # no cache of its own: the recorded one
+    (moved / "measurements.sqlite").write_bytes(b"")
+    assert old.cache_path(moved) == str(moved / "measurements.sqlite")
+    other = tmp_path / "restored" / "program-only"  # another folder's name: not its cache
+    other.mkdir()
+    (other / "measurements.sqlite").write_bytes(b"")
+    assert old.cache_path(other) == old.cache

@@ -69,7 +69,8 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     assert full.neural and not program.neural and full.time_budget_s == 6.0
     for folder, config in ((out / "search", full), (out / "program-only", program)):
         cache = folder / MEASUREMENT_CACHE  # each search measured into its own cache
-        assert config.cache == str(cache.absolute())
+        assert config.cache == "{run}/measurements.sqlite"
+        assert config.cache_path(folder) == str(folder / MEASUREMENT_CACHE)
         with sqlite3.connect(cache) as db:
             assert db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] > 0
     assert load_run(out / "search").sessions[-1]["reason"] == "time budget"
