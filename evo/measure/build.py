@@ -1,7 +1,8 @@
 """Build layer programs in parallel, each in a sandbox process with a timeout.
 
-`build_all` hands one `BuildRequest` per program to joblib (loky worker
-processes on this machine, or Dask workers elsewhere). The task, `build_task`,
+`build_all` hands one `BuildRequest` per program to a pool of worker processes
+(loky, on this machine; they ignore a terminal's Ctrl-C, which is the search's to
+handle) or, through joblib, to Dask workers elsewhere. The task, `build_task`,
 forks a child that decodes the genome, compiles it with TVM and exports a shared
 library; the parent waits at most `timeout_s`, kills a child that hangs, and
 turns a child that dies (segfault, out-of-memory kill) into an error string. So
@@ -33,7 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from evo.measure.shield import children_ignore_ctrl_c, ignore_ctrl_c
+
 FAULT_ENV = "EVO_MEASURE_FAULT"
+WORKER_IDLE_S = 300  # a build worker idle this long exits (joblib's default for loky)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -194,29 +198,51 @@ def describe_exit(status: int, what: str) -> str | None:
 
 def build_all(requests: list[BuildRequest], jobs: int, backend: str = "loky"
               ) -> Iterator[tuple[int, BuildResult]]:
-    """Build every request with joblib; yields (index, result) as builds finish.
+    """Build every request; yields (index, result) as builds finish.
 
-    `backend` is "loky" (local worker processes) or "dask" (needs an active
-    `distributed.Client`). If the worker pool itself breaks, the requests it
-    did not finish come back as errors.
+    `backend` is "loky" (`jobs` local worker processes, which ignore a terminal's Ctrl-C:
+    `evo.measure.shield`) or "dask" (through joblib; needs an active
+    `distributed.Client`). If the worker pool itself breaks, the requests it did not
+    finish come back as errors.
     """
-    from joblib import Parallel, delayed, parallel_config
-
     if not requests:
         return
     done: set[int] = set()
-    n_jobs = jobs if backend == "loky" else -1
     try:
-        with parallel_config(backend=backend, n_jobs=n_jobs):
-            parallel = Parallel(return_as="generator_unordered", batch_size=1)
-            for index, result in parallel(delayed(_indexed)(i, r) for i, r in enumerate(requests)):
-                done.add(index)
-                yield index, result
+        builds = _build_local(requests, jobs) if backend == "loky" else _build_joblib(
+            requests, backend)
+        for index, result in builds:
+            done.add(index)
+            yield index, result
     except Exception as exc:  # noqa: BLE001 - a broken pool must not end the run
         message = f"build worker pool failed: {type(exc).__name__}: {str(exc)[:200]}"
         for index in range(len(requests)):
             if index not in done:
                 yield index, BuildResult(None, message, 0.0)
+
+
+def _build_local(requests: list[BuildRequest], jobs: int
+                 ) -> Iterator[tuple[int, BuildResult]]:
+    from joblib.externals.loky import as_completed, get_reusable_executor
+
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))  # as joblib limits its workers
+    executor = get_reusable_executor(
+        max_workers=jobs, timeout=WORKER_IDLE_S, initializer=ignore_ctrl_c,
+        env={var: threads for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS")})
+    with children_ignore_ctrl_c():  # submitting starts any worker that is missing
+        futures = {executor.submit(build_task, r): i for i, r in enumerate(requests)}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
+
+
+def _build_joblib(requests: list[BuildRequest], backend: str
+                  ) -> Iterator[tuple[int, BuildResult]]:
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend=backend, n_jobs=-1):
+        parallel = Parallel(return_as="generator_unordered", batch_size=1)
+        yield from parallel(delayed(_indexed)(i, r) for i, r in enumerate(requests))
 
 
 def _indexed(index: int, request: BuildRequest) -> tuple[int, BuildResult]:

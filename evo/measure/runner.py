@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from evo.measure.build import describe_exit
+from evo.measure.shield import children_ignore_ctrl_c
 from evo.measure.timing import TimingPolicy
 
 
@@ -43,8 +44,10 @@ class MeasurementProcess:
         command = [sys.executable, "-m", "evo.measure.device"]
         if self.runner:
             command.append(self.runner)
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         env=env, text=True, bufsize=1)
+        with children_ignore_ctrl_c():  # stopping it is ours to do, not a terminal's
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, env=env, text=True,
+                                             bufsize=1)
         hello = self._read(self.start_timeout_s, "starting the measurement process")
         if "error" in hello or "fatal" in hello:
             self.stop()

@@ -124,3 +124,58 @@ def _wait_for_generation(folder: Path, generation: int, process: subprocess.Pope
                 pass
         time.sleep(0.2)
     raise AssertionError("the run did not reach the generation in time")
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of `pid`'s child processes (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = next(line.split()[1] for line in status.read_text().splitlines()
+                        if line.startswith("PPid:"))
+            if int(ppid) == pid:
+                found.append((status.parent / "cmdline").read_bytes().decode(errors="replace"))
+        except (OSError, StopIteration, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["workers starting", "after a generation"])
+def test_ctrl_c_at_a_terminal_stops_quietly_with_real_measurement(tmp_path: Path,
+                                                                 moment: str) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the build workers and the
+    timing process get SIGINT too. They must ignore it, whenever it comes (even while
+    the workers are still importing), so that the search stops at its safe point: exit
+    code 130, no traceback from any process, no build recorded as failed by it."""
+    cache = tmp_path / "cache.sqlite"
+    folder = tmp_path / "run"
+    process = subprocess.Popen(
+        [*EVO, "run", "--model", "tiny", "--population", "4", "--generations", "1000",
+         "--out", str(folder), "--cache", str(cache), "--quiet"],
+        env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group, as a shell's foreground job
+    try:
+        if moment == "workers starting":
+            deadline = time.monotonic() + 300
+            while not any("popen_loky" in c for c in _children(process.pid)):
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            # Past the milliseconds in which the search starts them (a Ctrl-C then may be
+            # lost, see evo.measure.shield), while they still import Python and TVM.
+            time.sleep(0.2)
+        else:
+            _wait_for_generation(folder, 1, process)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    for sign in ("Traceback", "KeyboardInterrupt", "Exception ignored"):
+        assert sign not in err, err
+    assert f"evo resume {folder}" in out
+    with sqlite3.connect(f"file:{folder / 'run.sqlite'}?mode=ro", uri=True) as db:
+        errors = [row[0] for row in db.execute("SELECT error FROM evaluations "
+                                                "WHERE error IS NOT NULL")]
+    assert not [e for e in errors if "pool" in e or "process" in e], errors
