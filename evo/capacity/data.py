@@ -1,4 +1,5 @@
-"""The minibatch the Fisher Potential is measured on: synthetic, CIFAR-10 binary, or npz.
+"""The minibatch the Fisher Potential is measured on: synthetic, CIFAR-10 binary, npz, or
+an ImageFolder.
 
     synthetic      seeded standard-normal images and uniform random labels
     cifar10:DIR    records from DIR/data_batch_*.bin (else DIR/test_batch.bin): one label
@@ -6,6 +7,12 @@
                    [0, 1] and normalised with the CIFAR-10 channel means and deviations
     npz:FILE       arrays `x` (M, C, H, W) and `y` (M,) integer labels, loaded without
                    pickle; uint8 images are scaled to [0, 1]
+    imagefolder:PATH  a folder or zip of one subfolder of images per class
+                   (`evo.training.imagefolder`); drawn from the training part of the
+                   default validation split (val5000-seed0), so capacity never sees the
+                   images `evo train` validates on by default (from every image when a
+                   class has too few for that split); scaled to [0, 1] and normalised
+                   with that part's channel means and deviations
 
 A batch is `batch` distinct records chosen with `numpy.random.default_rng(seed)`,
 so the same seed gives the same batch.
@@ -38,17 +45,24 @@ class DataSpec:
 
 
 def parse_data(text: str) -> DataSpec:
-    """Check a `--data` value (`synthetic`, `cifar10:DIR`, `npz:FILE`) and its files."""
+    """Check a `--data` value (`synthetic`, `cifar10:DIR`, `npz:FILE`, `imagefolder:PATH`)
+    and its files."""
     if text == "synthetic":
         return DataSpec("synthetic", None, "synthetic")
     kind, sep, where = text.partition(":")
-    if not sep or kind not in ("cifar10", "npz") or not where:
-        raise UsageError(f"--data {text!r}: expected synthetic, cifar10:DIR or npz:FILE")
+    if not sep or kind not in ("cifar10", "npz", "imagefolder") or not where:
+        raise UsageError(f"--data {text!r}: expected synthetic, cifar10:DIR, npz:FILE or "
+                         f"imagefolder:PATH")
     path = Path(where)
     if kind == "cifar10":
         files = cifar_files(path)
         stamp = ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
         return DataSpec(kind, path, f"cifar10:{path.resolve()}:{stamp}")
+    if kind == "imagefolder":  # imported here: evo.training imports this module
+        from evo.training.imagefolder import FISHER_SPLIT, imagefolder_digest
+
+        digest = imagefolder_digest(path)
+        return DataSpec(kind, path, f"imagefolder:{path.resolve()}@{digest}:{FISHER_SPLIT}")
     if not path.is_file():
         raise UsageError(f"--data npz:{path}: no such file")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -79,6 +93,8 @@ def load_batch(data: DataSpec, sample_shape: tuple[int, ...], batch: int, classe
         y = rng.integers(0, classes, batch)
     elif data.kind == "cifar10":
         x, y = _cifar_batch(data.path, sample_shape, batch, rng)
+    elif data.kind == "imagefolder":
+        x, y = _imagefolder_batch(data.path, sample_shape, batch, rng)
     else:
         x, y = _npz_batch(data.path, sample_shape, batch, rng)
     if y.min() < 0 or y.max() >= classes:
@@ -142,3 +158,20 @@ def _npz_batch(path: Path, sample_shape: tuple[int, ...], batch: int,
     if not np.isfinite(images).all():
         raise UsageError(f"{where}: x contains NaN or infinite values")
     return images, y[chosen].astype(np.int64)
+
+
+def _imagefolder_batch(path: Path, sample_shape: tuple[int, ...], batch: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from evo.training.imagefolder import channel_stats, fisher_pool, read_imagefolder
+
+    where = f"--data imagefolder:{path}"
+    images = read_imagefolder(path)
+    if tuple(images.x.shape[1:]) != tuple(sample_shape):
+        raise UsageError(f"{where}: images are {'x'.join(map(str, images.x.shape[1:]))}, the "
+                         f"model's input is {'x'.join(map(str, sample_shape))}")
+    pool = fisher_pool(images.y)
+    if len(pool) < batch:
+        raise UsageError(f"{where}: {len(pool)} images to draw from, fewer than batch {batch}")
+    chosen = pool[np.sort(rng.choice(len(pool), size=batch, replace=False))]
+    mean, std = channel_stats(images.x[pool])
+    return (images.x[chosen].astype(np.float32) / 255.0 - mean) / std, images.y[chosen]

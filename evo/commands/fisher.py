@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "original's potential and whether the genome is legal")
     parser.add_argument("--data", default="synthetic", metavar="SPEC",
                         help="synthetic (default: seeded Gaussian images, random labels), "
-                             "cifar10:DIR (CIFAR-10 binary data_batch_*.bin) or npz:FILE "
-                             "(arrays x, y; no pickle)")
+                             "cifar10:DIR (CIFAR-10 binary data_batch_*.bin), npz:FILE "
+                             "(arrays x, y; no pickle) or imagefolder:PATH (a folder or zip "
+                             "of one image folder per class)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for the minibatch and the weights (default 0)")
     parser.add_argument("--batch", type=int, default=16,

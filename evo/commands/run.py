@@ -14,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = RunConfig()
     net = parser.add_argument_group("network")
     net.add_argument("--model", default=d.model,
-                     help="zoo name (tiny, resnet18, resnet34, resnext29_2x64d, densenet161), "
-                          "path/to/file.py:factory or package.module:factory (default tiny)")
+                     help="zoo name (tiny, resnet18, resnet34, resnet20, resnet56, "
+                          "resnext29_2x64d, densenet161), path/to/file.py:factory or "
+                          "package.module:factory (default tiny)")
     net.add_argument("--input-shape", metavar="N,C,H,W",
                      help="input shape for the model (default 1,3,32,32)")
     parser.add_argument("--out", required=True, metavar="DIR",
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--scope", choices=("network", "layer"), default=d.scope,
                      help="compare Fisher Potential for the whole network or per layer")
     cap.add_argument("--data", default=d.data,
-                     help="minibatch for Fisher Potential: synthetic, cifar10:DIR or npz:FILE")
+                     help="minibatch for Fisher Potential: synthetic, cifar10:DIR, npz:FILE "
+                          "or imagefolder:PATH")
     cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
                      help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
     cap.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,

@@ -7,9 +7,9 @@ import json
 
 HELP = "List a network's slots (its conv layers): shape, FLOPs and which genes are allowed."
 
-MODEL_HELP = ("a zoo network (tiny, resnet18, resnet34, resnext29_2x64d, densenet161), "
-              "path/to/file.py:factory or package.module:factory (a callable returning an "
-              "nn.Module)")
+MODEL_HELP = ("a zoo network (tiny, resnet18, resnet34, resnet20, resnet56, resnext29_2x64d, "
+              "densenet161), path/to/file.py:factory or package.module:factory (a callable "
+              "returning an nn.Module)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

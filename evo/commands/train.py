@@ -1,25 +1,46 @@
-"""`evo train`: train the original or a discovered network and report test accuracy."""
+"""`evo train`: train the original or a discovered network and report its accuracy."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = ("Train the original network or a discovered one (--genome) on CIFAR-10 (binary "
-        "format) or an npz file and report test accuracy; a checkpoint after every epoch, "
-        "and the same command resumes a stopped training.")
+HELP = ("Train the original network or a discovered one (--genome) and report its accuracy "
+        "on a validation split (imagefolder:) or test set (cifar10:, npz:); a checkpoint "
+        "after every epoch, and the same command resumes a stopped training or extends a "
+        "finished one to more --epochs.")
+
+EXAMPLES = """examples:
+  evo train --model resnet20 --data imagefolder:../shared/data/cifar10-train-jpeg.zip \\
+      --epochs 30
+  evo train --genome runs/demo/winner --data imagefolder:train.zip --epochs 10
+  evo train --model tiny --data cifar10:cifar-10-batches-bin --epochs 10 --seed 1
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="tiny",
-                        help="zoo name (tiny, resnet18, resnet34, resnext29_2x64d, "
-                             "densenet161) or path/to/file.py:factory (default tiny)")
-    parser.add_argument("--genome", metavar="FILE",
+    parser.epilog = EXAMPLES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--model",
+                        help="zoo name (tiny, resnet20, resnet56, resnet18, resnet34, "
+                             "resnext29_2x64d, densenet161) or path/to/file.py:factory "
+                             "(default: the model of the --genome export folder, else tiny)")
+    parser.add_argument("--genome", metavar="FILE|DIR",
                         help="network genome JSON to apply, or a folder written by evo "
-                             "export; default: the original network")
+                             "export or evo train (its model.json names the model); "
+                             "trained from fresh weights; default: the original network")
     parser.add_argument("--data", required=True, metavar="SPEC",
-                        help="cifar10:DIR (data_batch_*.bin + test_batch.bin) or npz:FILE "
-                             "(x, y and optionally x_test, y_test)")
-    parser.add_argument("--epochs", type=int, default=200, help="epochs (default 200)")
+                        help="imagefolder:PATH (a folder or .zip, one subfolder of images "
+                             "per class; validated on a held-out split), cifar10:DIR "
+                             "(data_batch_*.bin + test_batch.bin) or npz:FILE (x, y and "
+                             "optionally x_test, y_test)")
+    parser.add_argument("--val-split", type=int, default=5000, metavar="N",
+                        help="imagefolder: images held out for validation, class-balanced "
+                             "(default 5000)")
+    parser.add_argument("--split-seed", type=int, default=0, metavar="S",
+                        help="imagefolder: seed of the validation split (default 0; keep it "
+                             "fixed when comparing trainings)")
+    parser.add_argument("--epochs", type=int, default=200,
+                        help="epochs (default 200); more than a saved training has extends it")
     parser.add_argument("--batch-size", type=int, default=128, help="minibatch (default 128)")
     parser.add_argument("--lr", type=float, default=0.1,
                         help="initial learning rate, cosine-annealed to 0 (default 0.1)")
@@ -30,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no random crop and flip")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the initial weights, shuffling and augmentation")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="arithmetic of convs and matmuls: bf16 autocast or fp32; auto "
+                             "(default) is bf16 where the CPU has native bfloat16 "
+                             "(AVX512-BF16, AMX), else fp32; a resumed training keeps its own")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the training step (slow to start; see "
+                             "benchmarks/train_speed.py for whether it pays here)")
+    parser.add_argument("--no-channels-last", action="store_true",
+                        help="keep the NCHW memory layout (default: channels-last)")
     parser.add_argument("--out", metavar="DIR",
                         help="where checkpoints and the trained model go (default "
                              "runs/train-MODEL-GENOME-sSEED); an existing training there "
@@ -42,34 +72,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
     from evo.errors import UsageError
     from evo.training import TrainSettings, default_out, train
-    from genomes.genome import NetworkGenome, load_genome_file
+    from evo.training.speed import StepOptions, resolve_precision
 
-    genome = NetworkGenome()
-    if args.genome:
-        path = Path(args.genome)
-        genome = load_genome_file(path / "genome.json" if path.is_dir() else path)
-        if not isinstance(genome, NetworkGenome):
-            raise UsageError(f"--genome {args.genome}: a list of genes is a layer genome; "
-                             "training needs a network genome ({\"schema\": 1, \"layers\": "
-                             "{...}})")
+    model, genome = _model_and_genome(args.model, args.genome)
     if args.threads is not None:
-        if args.threads < 1:
+        if not 1 <= args.threads <= 4096:
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    settings = TrainSettings(args.model, genome.to_json(), _data_key(args.data), args.epochs,
+    precision = resolve_precision(args.precision)
+    settings = TrainSettings(model, genome.to_json(), _data_key(args.data), args.epochs,
                              args.batch_size, args.lr, args.momentum, args.weight_decay,
-                             args.seed, not args.no_augment)
+                             args.seed, not args.no_augment, precision, args.val_split,
+                             args.split_seed)
     out = args.out or default_out(settings)
-    final = train(settings, out, quiet=args.quiet, resume_required=args.resume)
-    print(f"test accuracy {final['test_accuracy']:.4f} on {final['test_images']} images after "
-          f"{final['epoch']} epochs; trained model in {out} (evo.load_model({str(out)!r}))")
+    if args.precision == "auto":
+        settings = _keep_saved_precision(settings, out)
+    options = StepOptions(settings.precision, not args.no_channels_last, args.compile)
+    final = train(settings, out, quiet=args.quiet, resume_required=args.resume,
+                  options=options)
+    print(f"{final['eval_kind']} accuracy {final['accuracy']:.4f} on {final['eval_images']} "
+          f"images ({final['evaluated_on']}) after {final['epoch']} epochs; trained model "
+          f"in {out} (evo.load_model({str(out)!r}))")
     return 0
+
+
+def _model_and_genome(model: str | None, genome_arg: str | None):
+    """The model to train and the genome: from --genome's export folder (model.json),
+    a genome file, or none; --model must agree with an export folder's model."""
+    from pathlib import Path
+
+    from evo.errors import UsageError
+    from evo.export.model_files import read_model_info
+    from genomes.genome import NetworkGenome, load_genome_file
+
+    if not genome_arg:
+        return model or "tiny", NetworkGenome()
+    path = Path(genome_arg)
+    if path.is_dir():
+        info = read_model_info(path)
+        saved = info["model"]
+        if model is not None and model != saved:
+            raise UsageError(f"--model {model} differs from {path}/model.json's {saved!r}; "
+                             f"leave --model out to train the exported network")
+        if model is None and ":" in saved and saved.rsplit(":", 1)[0].endswith(".py"):
+            raise UsageError(f"{path}/model.json names the model file {saved!r}; evo does "
+                             f"not import code from a folder unasked: give --model "
+                             f"PATH.py:FACTORY for it")
+        model = saved
+        genome = load_genome_file(path / "genome.json")
+    else:
+        genome = load_genome_file(path)
+    if not isinstance(genome, NetworkGenome):
+        raise UsageError(f"--genome {genome_arg}: a list of genes is a layer genome; "
+                         "training needs a network genome ({\"schema\": 1, \"layers\": "
+                         "{...}})")
+    return model or "tiny", genome
+
+
+def _keep_saved_precision(settings, out):
+    """With --precision auto, a training already in `out` keeps the precision it began
+    with (it may have started on another CPU)."""
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    path = Path(out) / "train.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return settings
+    if isinstance(saved, dict) and saved.get("precision", "fp32") in ("fp32", "bf16"):
+        return replace(settings, precision=saved.get("precision", "fp32"))
+    return settings
 
 
 def _data_key(text: str) -> str:
@@ -77,6 +155,6 @@ def _data_key(text: str) -> str:
     from pathlib import Path
 
     kind, sep, where = text.partition(":")
-    if sep and kind in ("cifar10", "npz") and where:
+    if sep and kind in ("cifar10", "npz", "imagefolder") and where:
         return f"{kind}:{Path(where).resolve()}"
     return text

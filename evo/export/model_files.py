@@ -5,11 +5,16 @@
     DIR/weights.pt    the module's state_dict (torch.save; read with weights_only=True)
 
 `load_model(DIR)` rebuilds the network from the model and genome and loads the weights.
+A model trained by `evo train` also records its input normalisation in model.json
+(`"normalisation": {"mean": [...], "std": [...]}`, per channel, of images scaled to
+[0, 1]); `load_model` then puts it inside the module (`Normalised`), so the module
+takes images scaled to [0, 1] and needs no knowledge of the training set.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import shutil
 import zipfile
@@ -130,14 +135,47 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+class Normalised(nn.Module):
+    """`network` behind a per-channel standardisation: takes images scaled to [0, 1]."""
+
+    def __init__(self, network: nn.Module, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network((x - self.mean) / self.std)
+
+
+def normalisation(info: dict[str, Any], where: Path) -> tuple[list[float], list[float]] | None:
+    """The (mean, std) recorded in a model.json, checked; None when it records none."""
+    norm = info.get("normalisation")
+    if norm is None:
+        return None
+    channels = info["input_shape"][1]
+    ok = isinstance(norm, dict) and all(
+        isinstance(norm.get(k), list) and len(norm[k]) == channels
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in norm[k]) for k in ("mean", "std"))
+    if not ok or not all(v > 0 for v in norm["std"]):
+        raise UsageError(f"{where}: normalisation must hold {channels} finite means and "
+                         f"{channels} positive deviations")
+    return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+
+
 def load_model(path: str | Path) -> nn.Module:
     """The transformed PyTorch model exported to `path` (by `evo export` or `evo train`),
-    with its saved weights, in eval mode. Needs neither the run store nor TVM."""
-    module, _, _ = build_model(path)
+    with its saved weights, in eval mode. Needs neither the run store nor TVM. A trained
+    model (model.json records its normalisation) takes images scaled to [0, 1]."""
+    module, info, _ = build_model(path)
+    norm = normalisation(info, Path(path) / MODEL_JSON)
     state = load_weights(Path(path) / WEIGHTS)
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise UsageError(f"{Path(path) / WEIGHTS}: does not fit the model "
                          f"({str(exc).strip().splitlines()[0][:200]})") from None
+    if norm is not None:
+        module = Normalised(module, *norm)
     return module.eval()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from evo.networks.cifar_resnet import resnet20, resnet56
 from evo.networks.densenet import densenet161
 from evo.networks.resnet import resnet18, resnet34
 from evo.networks.resnext import resnext29_2x64d
@@ -15,6 +16,8 @@ ZOO: dict[str, Callable[[], nn.Module]] = {
     "tiny": tiny,
     "resnet18": resnet18,
     "resnet34": resnet34,
+    "resnet20": resnet20,
+    "resnet56": resnet56,
     "resnext29_2x64d": resnext29_2x64d,
     "densenet161": densenet161,
 }

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Randomly crop (after `pad` pixels of zero padding) and flip each image of the
-    float batch `x` (N, C, H, W); every draw comes from `generator`."""
+    batch `x` (N, C, H, W) of any dtype (uint8 batches stay uint8, so scaling after
+    augmenting gives exactly what augmenting scaled images gives); every draw comes
+    from `generator`."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)

@@ -6,14 +6,18 @@
     npz:FILE      arrays `x` (M, C, H, W) and `y` (M,) for training and `x_test`,
                   `y_test` for testing (without them the last 10% of `x` is held out);
                   loaded without pickle
+    imagefolder:PATH  a folder or zip of one subfolder of images per class
+                  (`evo.training.imagefolder`): a seeded class-balanced validation split
+                  of `val_split` images is tested on, the rest trained on
 
 Images are normalised per channel with the training set's mean and deviation.
+`TrainData.eval_name` says what the test images are.
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +25,21 @@ import torch
 
 from evo.capacity.data import CIFAR_RECORD, cifar_files, parse_data
 from evo.errors import UsageError
+from evo.training.imagefolder import (
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_VAL_SPLIT,
+    channel_stats,
+    read_imagefolder,
+    split_name,
+    validation_split,
+)
 
 
 @dataclass(frozen=True)
 class TrainData:
-    """Training and test images (N, C, H, W) and int64 labels, and the normalisation."""
+    """Training and test images (N, C, H, W) and int64 labels, and the normalisation;
+    `eval_name` names the test images, `eval_kind` says whether they are a "test" set or
+    a "validation" split, `note` is something to tell the user."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -33,7 +47,9 @@ class TrainData:
     y_test: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
+    eval_name: str
     note: str = ""
+    eval_kind: str = "test"
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -47,13 +63,22 @@ class TrainData:
         """Scaled images with the training set's per-channel mean and deviation removed."""
         return (x - self.mean) / self.std
 
+    def normalisation(self) -> dict[str, list[float]]:
+        """`{"mean": [...], "std": [...]}` per channel, of images scaled to [0, 1]."""
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
-def load_train_data(text: str) -> TrainData:
-    """Read `cifar10:DIR` or `npz:FILE` (raises UsageError with one line)."""
+
+def load_train_data(text: str, val_split: int = DEFAULT_VAL_SPLIT,
+                    split_seed: int = DEFAULT_SPLIT_SEED) -> TrainData:
+    """Read `cifar10:DIR`, `npz:FILE` or `imagefolder:PATH` (raises UsageError with one
+    line); `val_split` and `split_seed` choose an imagefolder's validation split (see
+    `validation_split`) and are not used by the other kinds."""
     spec = parse_data(text)
     if spec.kind == "synthetic":
-        raise UsageError("--data synthetic cannot train a network; use cifar10:DIR or "
-                         "npz:FILE")
+        raise UsageError("--data synthetic cannot train a network; use cifar10:DIR, "
+                         "npz:FILE or imagefolder:PATH")
+    if spec.kind == "imagefolder":
+        return _read_imagefolder(spec.path, val_split, split_seed)
     if spec.kind == "cifar10":
         x, y = _read_cifar(cifar_files(spec.path), spec.path)
         test = spec.path / "test_batch.bin"
@@ -61,7 +86,7 @@ def load_train_data(text: str) -> TrainData:
             raise UsageError(f"--data cifar10:{spec.path}: needs data_batch_*.bin for "
                              "training and test_batch.bin for testing")
         xt, yt = _read_cifar([test], spec.path)
-        return _finish(x, y, xt, yt, "")
+        return _finish(x, y, xt, yt, f"test_batch.bin in {spec.path}", "")
     return _read_npz(spec.path)
 
 
@@ -89,12 +114,27 @@ def _read_npz(path: Path) -> TrainData:
         xt, yt = _check_pair(arrays["x_test"], arrays["y_test"], where, "x_test", "y_test")
         if xt.shape[1:] != x.shape[1:] or xt.dtype != x.dtype:
             raise UsageError(f"{where}: x_test must have x's image shape and type")
-        return _finish(x, y, xt, yt, "")
+        return _finish(x, y, xt, yt, f"x_test, y_test of {path.name}", "")
     held = max(1, len(x) // 10)
     if len(x) - held < 1:
         raise UsageError(f"{where}: too few samples to hold out a test set")
     return _finish(x[:-held], y[:-held], x[-held:], y[-held:],
+                   f"the last {held} samples of x in {path.name}",
                    f"no x_test/y_test in the npz: testing on the last {held} samples of x")
+
+
+def _read_imagefolder(path: Path, size: int, seed: int) -> TrainData:
+    if size < 1:
+        raise UsageError(f"--val-split {size}: training on imagefolder data needs a "
+                         f"validation split of at least 1 image to measure accuracy on")
+    images = read_imagefolder(path)
+    train, val = validation_split(images.y, size, seed)
+    name = (f"validation split {split_name(size, seed)} of {Path(images.source).name} "
+            f"(sha256 {images.digest[:12]})")
+    x = images.x[train]  # channel_stats: exact integer sums, no float copy of x
+    data = _finish(x, images.y[train], images.x[val], images.y[val], name, "",
+                   channel_stats(x))
+    return replace(data, eval_kind="validation")
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, where: str, xn: str,
@@ -111,11 +151,14 @@ def _check_pair(x: np.ndarray, y: np.ndarray, where: str, xn: str,
     return x, y.astype(np.int64)
 
 
-def _finish(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray,
-            note: str) -> TrainData:
+def _finish(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray, eval_name: str,
+            note: str, stats: tuple[np.ndarray, np.ndarray] | None = None) -> TrainData:
     x_train = torch.from_numpy(np.ascontiguousarray(x))
-    floats = x_train.float() / (255.0 if x.dtype == np.uint8 else 1.0)
-    mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-    std = floats.std(dim=(0, 2, 3)).clamp_min(1e-6).view(1, -1, 1, 1)
+    if stats is not None:
+        mean, std = torch.from_numpy(stats[0]), torch.from_numpy(stats[1])
+    else:
+        floats = x_train.float() / (255.0 if x.dtype == np.uint8 else 1.0)
+        mean = floats.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        std = floats.std(dim=(0, 2, 3)).clamp_min(1e-6).view(1, -1, 1, 1)
     return TrainData(x_train, torch.from_numpy(y), torch.from_numpy(np.ascontiguousarray(xt)),
-                     torch.from_numpy(yt), mean, std, note)
+                     torch.from_numpy(yt), mean, std, eval_name, note)

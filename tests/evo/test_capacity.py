@@ -291,7 +291,7 @@ def bad_data(tmp_path):
              y=np.array([0, 1, 2, 99]))
     (tmp_path / "garbage.npz").write_bytes(b"not a zip")
     return {
-        "bogus": "expected synthetic, cifar10:DIR or npz:FILE",
+        "bogus": "expected synthetic, cifar10:DIR, npz:FILE or imagefolder:PATH",
         "cifar10:": "expected synthetic",
         f"cifar10:{tmp_path / 'nowhere'}": "no such directory",
         f"cifar10:{tmp_path / 'empty'}": "no data_batch_*.bin",

@@ -14,8 +14,8 @@ from genomes.genes import Bottleneck, Depthwise, Group, SplitChannels, SplitRows
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.torch_decoder import TransformedConv
 
-EXPECTED_SLOTS = {"tiny": 5, "resnet18": 20, "resnet34": 36, "resnext29_2x64d": 31,
-                  "densenet161": 160}
+EXPECTED_SLOTS = {"tiny": 5, "resnet18": 20, "resnet34": 36, "resnet20": 19, "resnet56": 55,
+                  "resnext29_2x64d": 31, "densenet161": 160}
 
 
 def genome(**layers) -> NetworkGenome:

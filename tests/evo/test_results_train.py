@@ -57,13 +57,20 @@ def test_train_reports_test_accuracy_and_the_model_loads(tmp_path: Path, capsys)
     text = capsys.readouterr().out
     assert "epoch 1/2: loss" in text and "epoch 2/2: loss" in text
     reported = float(text.split("test accuracy ")[-1].split()[0])
-    assert "on 96 images after 2 epochs" in text
+    assert f"on 96 images (test_batch.bin in {data}) after 2 epochs" in text
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
-    assert history[1]["lr"] < history[0]["lr"]  # the cosine schedule
+    assert history[0]["lr"] == pytest.approx(0.05) and history[1]["lr"] == pytest.approx(0.025)
+    # the loaded model takes images scaled to [0, 1]: its normalisation is inside it
     model = evo.load_model(out)
-    assert accuracy(model, load_train_data(f"cifar10:{data}")) == pytest.approx(reported,
-                                                                             abs=1e-4)
+    loaded = load_train_data(f"cifar10:{data}")
+    with torch.no_grad():
+        predicted = model(loaded.scale(loaded.x_test)).argmax(1)
+    assert float((predicted == loaded.y_test).float().mean()) == pytest.approx(reported,
+                                                                              abs=1e-4)
+    assert accuracy(model.network, loaded) == pytest.approx(reported, abs=1e-4)
+    info = json.loads((out / "model.json").read_text())
+    assert info["normalisation"]["mean"] == pytest.approx(loaded.mean.flatten().tolist())
     # a finished training run again just reports
     assert main(command(data, out)) == 0
     assert f"test accuracy {reported:.4f}" in capsys.readouterr().out
@@ -80,7 +87,7 @@ def test_training_a_discovered_genome(tmp_path: Path, capsys) -> None:
     out = tmp_path / "trained"
     assert main(command(data, out, 1, "--genome", str(genome))) == 0
     assert "test accuracy" in capsys.readouterr().out
-    model = evo.load_model(out)
+    model = evo.load_model(out).network
     assert model.conv1.convs[0].out_channels == 8
     assert len(model.layer1.conv1.convs) == 2 and len(model.conv2.convs) == 2
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
@@ -123,7 +130,7 @@ def test_npz_data_with_held_out_test_set(tmp_path: Path, capsys) -> None:
     out = tmp_path / "trained"
     assert main(["train", "--data", f"npz:{npz}", "--epochs", "1", "--batch-size", "16",
                  "--out", str(out), "--quiet", "--threads", "1"]) == 0
-    assert "on 6 images after 1 epochs" in capsys.readouterr().out
+    assert "on 6 images (the last 6 samples of x in" in capsys.readouterr().out
 
 
 def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
@@ -137,7 +144,8 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
         command(tmp_path / "missing", tmp_path / "a"),
         command(data, tmp_path / "b", 1, "--genome", str(tmp_path / "nope.json")),
         ["train", "--data", f"npz:{pickled}", "--out", str(tmp_path / "c"), "--quiet"],
-        command(data, other, 2),  # other settings than the training in `other`
+        [*command(data, other, 1), "--lr", "0.1"],  # other settings than `other`'s
+        command(data, other, 0),  # cannot shorten a training
         command(data, tmp_path / "d", 1, "--resume"),
         command(data, tmp_path / "e", 0),
         ["train", "--data", "synthetic", "--out", str(tmp_path / "f")],
