@@ -1,0 +1,87 @@
+"""The capacity calibration study: which measure predicts trained accuracy on resnet20.
+
+    .venv/bin/python -m benchmarks.calibration train [--threads N] [--hours H]
+    .venv/bin/python -m benchmarks.calibration archive
+    .venv/bin/python -m benchmarks.calibration status
+
+`train` trains every genome of `benchmarks.calibration_genomes` (and the original
+with seeds 0-2, so the seed noise is known) with one fixed short protocol, and
+appends each result to benchmarks/results/calibration-resnet20.jsonl as it
+finishes. The protocol: `evo train`'s recipe (SGD, momentum 0.9, weight decay 5e-4,
+cosine from lr 0.1, crop + flip, batch 128, bf16) for PROTOCOL_EPOCHS epochs on the
+45,000 training images of ../shared/data/cifar10-train-jpeg.zip, scored on the
+validation split val5000-seed0. Trainings live in runs/calibration/; `archive` packs
+the unfinished ones into benchmarks/checkpoints/calibration.tar.xz, so the same
+`train` command continues on a new machine after
+
+    mkdir -p runs/calibration
+    tar -C runs/calibration -xJf benchmarks/checkpoints/calibration.tar.xz
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.calibration_genomes import MODEL, study_genomes
+from benchmarks.training_queue import (
+    REPO,
+    SHARED_DATA,
+    Job,
+    archive_unfinished,
+    finished,
+    run_queue,
+)
+from evo.training import TrainSettings
+
+PROTOCOL_EPOCHS = 5
+ORIGINAL_SEEDS = (0, 1, 2)
+RESULTS = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
+RUNS = REPO / "runs" / "calibration"
+ARCHIVE = REPO / "benchmarks" / "checkpoints" / "calibration.tar.xz"
+
+
+def jobs(data: str) -> list[Job]:
+    """The study's trainings: the original's extra seeds early, so the noise is known
+    from the first results on."""
+    def job(name: str, genome: dict, seed: int = 0) -> Job:
+        settings = TrainSettings(MODEL, genome, data, PROTOCOL_EPOCHS, seed=seed,
+                                 precision="bf16")
+        return Job(f"{name}-s{seed}", settings, (name,))
+
+    genomes = list(study_genomes().items())
+    out = [job(name, genome) for name, genome in genomes]
+    for position, seed in zip((3, 12), ORIGINAL_SEEDS[1:], strict=True):
+        out.insert(position, job("original", genomes[0][1], seed))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("train", "archive", "status"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hours", type=float, help="train: start no job after this long")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    args = parser.parse_args(argv)
+    queue = jobs(f"imagefolder:{args.data.resolve()}")
+    if args.action == "status":
+        done = finished(RESULTS)
+        print(f"{len(done)} of {len(queue)} trainings done")
+        for row in done.values():
+            print(f"  {row['name']:26} {100 * row['accuracy']:6.2f} %  "
+                  f"{row['train_seconds'] / 60:5.1f} min")
+        return 0
+    if args.action == "archive":
+        count = archive_unfinished(queue, RESULTS, RUNS, ARCHIVE)
+        print(f"{ARCHIVE}: {count} unfinished training(s)")
+        return 0
+    if not args.data.exists():
+        print(f"calibration: {args.data}: no such archive", flush=True)
+        return 2
+    run_queue(queue, RESULTS, RUNS, args.threads,
+              stop_after=None if args.hours is None else args.hours * 3600)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""How well each capacity measure predicts the calibration study's trained accuracy.
+
+    .venv/bin/python -m benchmarks.calibration_report [--markdown]
+
+Joins benchmarks/results/calibration-resnet20.jsonl (validation accuracy after the
+study's short protocol) with calibration-resnet20-measures.jsonl (measures at
+initialisation). A genome *keeps accuracy* when its validation accuracy is at least
+the original's mean (over its seeds) minus one point. For every measure:
+
+    tau, rho     Kendall's tau and Spearman's rho between the measure and accuracy
+                 over every trained genome (the original counted once, at its mean)
+    at 1.0       the rule "legal when measure >= 1.0 x the original's": how many it
+                 accepts, precision (share of the accepted that keep accuracy) and
+                 recall (share of the keepers it accepts)
+    fitted       the threshold chosen on the fit half of the genomes (the lowest
+                 threshold whose precision there is >= 90 %, so recall is largest),
+                 with precision and recall on the held-out half
+
+Measures are compared as ratios to the original's value, oriented so that higher
+means more capacity (the short-training loss and jacob_cov are inverted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from benchmarks.calibration import RESULTS
+from benchmarks.calibration_measures import MEASURES
+from benchmarks.training_queue import finished, mean_and_spread
+
+KEEP_POINTS = 1.0
+TARGET_PRECISION = 0.9
+SPLIT_SEED = 0
+ORIENTED = {  # measure -> how its ratio to the original's is formed (higher = more)
+    "fisher_batch_network": "ratio", "fisher_batch_layer": "ratio",
+    "fisher_running_network": "ratio", "fisher_running_layer": "ratio",
+    "params": "ratio", "flops": "ratio", "synflow": "log-ratio", "snip": "ratio",
+    "grad_norm": "ratio", "naswot": "ratio", "jacob_cov": "inverse",
+    "short_accuracy": "ratio", "short_loss": "inverse",
+}
+
+
+def relative(measure: str, value: float | None, original: float | None) -> float | None:
+    """`value` relative to the original's, oriented so that 1.0 = as much capacity."""
+    if value is None or original is None or original == 0 or not math.isfinite(value):
+        return None
+    how = ORIENTED[measure]
+    if how == "inverse":
+        return original / value if value != 0 else None
+    if how == "log-ratio":  # synflow spans many orders of magnitude: compare exponents
+        if value <= 0 or original <= 0:
+            return None
+        return math.log(value) / math.log(original)
+    return value / original
+
+
+def table(results: Path = RESULTS, measures: Path = MEASURES) -> dict[str, Any]:
+    """The study's numbers: per measure tau, rho, the rule at 1.0 and the fitted rule."""
+    trained, measured = finished(results), finished(measures)
+    accuracy: dict[str, list[float]] = {}
+    for row in trained.values():
+        accuracy.setdefault(row["tags"][0], []).append(100 * row["accuracy"])
+    if "original" not in accuracy or "original" not in measured:
+        raise SystemExit("calibration_report: the original is not trained and measured yet")
+    original, noise = mean_and_spread(accuracy["original"])
+    names = sorted(n for n in accuracy if n in measured and n != "original")
+    acc = np.array([np.mean(accuracy[n]) for n in names])
+    keeps = acc >= original - KEEP_POINTS
+    rng = np.random.default_rng(SPLIT_SEED)
+    fit = np.zeros(len(names), dtype=bool)
+    fit[rng.permutation(len(names))[: len(names) // 2]] = True
+    rows = []
+    for measure in ORIENTED:
+        base = measured["original"]["measures"].get(measure)
+        rel = [relative(measure, measured[n]["measures"].get(measure), base) for n in names]
+        if any(r is None for r in rel):
+            rows.append({"measure": measure, "missing": sum(r is None for r in rel)})
+            continue
+        r = np.array(rel)
+        with_original_r, with_original_a = np.append(r, 1.0), np.append(acc, original)
+        rows.append({
+            "measure": measure,
+            "tau": float(kendalltau(with_original_r, with_original_a).statistic),
+            "rho": float(spearmanr(with_original_r, with_original_a).statistic),
+            "at_1": _rule(r >= 1.0 - 1e-9, keeps),
+            "fitted": _fitted(r, keeps, fit),
+        })
+    return {"original": original, "original_spread": noise,
+            "original_seeds": len(accuracy["original"]), "genomes": len(names),
+            "keepers": int(keeps.sum()), "rows": rows}
+
+
+def _rule(accepted: np.ndarray, keeps: np.ndarray) -> dict[str, Any]:
+    hits = int((accepted & keeps).sum())
+    return {"accepted": int(accepted.sum()),
+            "precision": hits / accepted.sum() if accepted.any() else None,
+            "recall": hits / keeps.sum() if keeps.any() else None}
+
+
+def _fitted(r: np.ndarray, keeps: np.ndarray, fit: np.ndarray) -> dict[str, Any]:
+    """The lowest threshold with precision >= TARGET_PRECISION on the fit half (None if
+    no threshold reaches it), and the rule's numbers on the held-out half."""
+    for threshold in sorted(set(r[fit].tolist())):
+        rule = _rule(r[fit] >= threshold, keeps[fit])
+        if rule["precision"] is not None and rule["precision"] >= TARGET_PRECISION:
+            return {"threshold": threshold, "fit": rule,
+                    "held_out": _rule(r[~fit] >= threshold, keeps[~fit])}
+    return {"threshold": None}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
+
+
+def markdown(study: dict[str, Any]) -> str:
+    lines = [f"Original: {study['original']:.2f} % (spread {study['original_spread']:.2f}, "
+             f"{study['original_seeds']} seeds); {study['genomes']} genomes, "
+             f"{study['keepers']} within {KEEP_POINTS:g} point.", "",
+             "| measure | tau | rho | at 1.0: accepted, precision, recall | fitted threshold |"
+             " held-out precision, recall |", "|---|---|---|---|---|---|"]
+    for row in study["rows"]:
+        if "missing" in row:
+            lines.append(f"| {row['measure']} | missing for {row['missing']} | | | | |")
+            continue
+        a, f = row["at_1"], row["fitted"]
+        held = f.get("held_out")
+        threshold = "-" if f["threshold"] is None else f"{f['threshold']:.3f}"
+        held_text = "-" if held is None else f"{_pct(held['precision'])}, {_pct(held['recall'])}"
+        lines.append(
+            f"| {row['measure']} | {row['tau']:.2f} | {row['rho']:.2f} | {a['accepted']}, "
+            f"{_pct(a['precision'])}, {_pct(a['recall'])} | {threshold} | {held_text} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="the numbers as JSON")
+    args = parser.parse_args(argv)
+    study = table()
+    print(json.dumps(study, indent=2) if args.json else markdown(study))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
