@@ -6,11 +6,19 @@ searches found (depthwise nearly everywhere), and seeded random mixtures of ever
 neural gene (bottleneck, group, depthwise, Seq1 `split_channels`, Seq2
 `unroll_channels`, Seq3 `split_rows`). Every genome is checked to apply.
 
-    .venv/bin/python -m benchmarks.calibration_genomes   # list them with their FLOPs
+    .venv/bin/python -m benchmarks.calibration_genomes           # list them, FLOPs
+    .venv/bin/python -m benchmarks.calibration_genomes --write   # (re)generate FROZEN
+
+The study reads the genomes from FROZEN (benchmarks/results/), so a later change of
+a gene's preconditions cannot silently change what the study trained; `generate`
+makes the list afresh.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +29,7 @@ from genomes.genome import NetworkGenome
 MODEL = "resnet20"
 STEM = "conv1"
 RANDOM_GENOMES = 18
+FROZEN = Path(__file__).resolve().parent / "results" / "calibration-resnet20-genomes.json"
 RANDOM_SEED = 20261201
 SEARCH_LIKE = 4
 
@@ -94,8 +103,13 @@ def _search_like(network: Network, rng: np.random.Generator) -> dict[str, list]:
     return layers
 
 
-def study_genomes(network: Network | None = None) -> dict[str, dict[str, Any]]:
-    """Name -> network genome JSON, in the order the study trains them."""
+def study_genomes() -> dict[str, dict[str, Any]]:
+    """Name -> network genome JSON, in the order the study trains them (from FROZEN)."""
+    return json.loads(FROZEN.read_text())
+
+
+def generate(network: Network | None = None) -> dict[str, dict[str, Any]]:
+    """The study's genomes made afresh, in training order."""
     network = network or load_network(MODEL, (1, 3, 32, 32), seed=0)
     dw, u = _gene("depthwise"), _uniform
     named: dict[str, dict[str, list]] = {
@@ -150,7 +164,9 @@ def main() -> int:
     from evo.capacity.proxies import flops
 
     base = flops(network.module, (1, 3, 32, 32))
-    genomes = study_genomes(network)
+    if "--write" in sys.argv[1:]:
+        FROZEN.write_text(json.dumps(generate(network), indent=1) + "\n")
+    genomes = study_genomes()
     for name, genome in genomes.items():
         module = transform_network(network, NetworkGenome.from_json(genome), seed=0).module
         share = flops(module, (1, 3, 32, 32)) / base

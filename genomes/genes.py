@@ -190,7 +190,9 @@ class Depthwise(NeuralGene):
 @dataclass(frozen=True)
 class SplitChannels(NeuralGene):
     """Seq1: split a piece's output channels into len(groups) equal parts, each a conv
-    over all of the piece's input channels with its own group count."""
+    over all of the piece's input channels with `groups[i]` times the piece's own
+    group count (relative, as `group` is: a grouped or depthwise piece never becomes
+    denser, so no connection the piece lacked is added)."""
 
     name: ClassVar[str] = "split_channels"
     groups: tuple[int, ...] = (1, 1)
@@ -206,10 +208,12 @@ class SplitChannels(NeuralGene):
                             f"divisible into {parts} parts")
         size = co // parts
         out = []
-        for part, g in enumerate(self.groups):
+        for part, factor in enumerate(self.groups):
+            g = piece.groups * factor
             if piece.in_channels % g or size % g:
                 raise GeneError(f"{self.label()}: part {part} of piece {index} "
-                                f"({piece.in_channels} in, {size} out) not divisible by {g} groups")
+                                f"({piece.in_channels} in, {size} out) not divisible by {g} "
+                                f"groups ({factor} x the piece's {piece.groups})")
             start = piece.out_start + part * size
             out.append((replace(piece, out_start=start, out_stop=start + size, groups=g), schedule))
         return out
@@ -217,8 +221,10 @@ class SplitChannels(NeuralGene):
 
 @dataclass(frozen=True)
 class UnrollChannels(NeuralGene):
-    """Seq2: the first `u` output channels from a full conv over all the piece's inputs;
-    the rest from a conv with `groups` groups over the piece's input channels from `u` on."""
+    """Seq2: the first `u` output channels from a conv over all the piece's inputs with
+    the piece's own group count; the rest from a conv with `groups` times that many
+    groups over the piece's input channels from `u` on (relative, so a grouped piece
+    never becomes denser)."""
 
     name: ClassVar[str] = "unroll_channels"
     u: int = 16
@@ -229,16 +235,20 @@ class UnrollChannels(NeuralGene):
         _require_int(self, "groups", 1, 1024)
 
     def _apply_piece(self, plan, index, piece, schedule):
-        ci, co = piece.in_channels, piece.out_channels
+        ci, co, own = piece.in_channels, piece.out_channels, piece.groups
         if self.u >= co or self.u >= ci:
             raise GeneError(f"{self.label()}: u={self.u} must be below piece {index}'s "
                             f"{ci} input and {co} output channels")
-        if (ci - self.u) % self.groups or (co - self.u) % self.groups:
+        if self.u % own:
+            raise GeneError(f"{self.label()}: u={self.u} is not divisible by piece {index}'s "
+                            f"{own} groups")
+        tail_groups = own * self.groups
+        if (ci - self.u) % tail_groups or (co - self.u) % tail_groups:
             raise GeneError(f"{self.label()}: piece {index}'s remaining {ci - self.u} input and "
-                            f"{co - self.u} output channels are not divisible by {self.groups}")
-        head = replace(piece, out_stop=piece.out_start + self.u, groups=1)
+                            f"{co - self.u} output channels are not divisible by {tail_groups}")
+        head = replace(piece, out_stop=piece.out_start + self.u, groups=own)
         tail = replace(piece, out_start=piece.out_start + self.u, in_start=piece.in_start + self.u,
-                       groups=self.groups)
+                       groups=tail_groups)
         return [(head, schedule), (tail, schedule)]
 
 

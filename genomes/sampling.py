@@ -103,16 +103,17 @@ def _draw_depthwise(rng, plan, piece, index):
 def _draw_split_channels(rng, plan, piece, index):
     parts = _choice(rng, (2, 2, 4))
     size = piece.out_channels // parts if piece.out_channels % parts == 0 else 1
-    common = int(np.gcd(piece.in_channels, max(size, 1)))
+    common = max(1, int(np.gcd(piece.in_channels, max(size, 1))) // piece.groups)
     groups = tuple(_choice(rng, _divisors(common, (1, 1, 2, 4, 8))) for _ in range(parts))
     return SplitChannels(groups, piece=index)
 
 
 def _draw_unroll_channels(rng, plan, piece, index):
     limit = min(piece.in_channels, piece.out_channels)
-    options = [u for u in (4, 8, 16, 32, 64, 128) if u < limit] or [1]
+    options = [u for u in (4, 8, 16, 32, 64, 128) if u < limit and u % piece.groups == 0] or [1]
     u = _choice(rng, options)
     common = int(np.gcd(piece.in_channels - u, piece.out_channels - u)) if u < limit else 1
+    common = max(1, common // piece.groups)
     return UnrollChannels(u, _choice(rng, _divisors(common, (1, 2, 4, 8))), piece=index)
 
 

@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
                       if "bottleneck" in slot.allowed else "no")
         print(f"{slot.id:<{width}}  {slot.spec.short():<32} {slot.spec.flops / 1e6:>9,.1f} "
               f"{slot.spec.params:>9,}  {bottleneck}")
+    lacking = {slot.id: [g for g in CHANNEL_PRESERVING if g not in slot.allowed]
+               for slot in network.slots}
+    exceptions = "; ".join(f"{slot_id} not {', '.join(genes)}"
+                           for slot_id, genes in lacking.items() if genes)
     print(f"every slot allows {', '.join(CHANNEL_PRESERVING)} and the program genes "
-          f"({', '.join(PROGRAM)})")
+          f"({', '.join(PROGRAM)})" + (f", except where they cannot apply: {exceptions}"
+                                       if exceptions else ""))
     return 0
 
 

@@ -28,7 +28,19 @@ from torch import fx, nn
 from evo.errors import UsageError
 from evo.networks.base import Slot
 from evo.networks.threads import torch_threads
-from genomes.genes import NEURAL_GENES, PROGRAM_GENES
+from genomes.genes import (
+    MAX_SPLIT_PARTS,
+    NEURAL_GENES,
+    PROGRAM_GENES,
+    Bottleneck,
+    Depthwise,
+    GeneError,
+    Group,
+    SplitChannels,
+    SplitRows,
+    UnrollChannels,
+)
+from genomes.plan import initial_plan
 from genomes.spec import LayerSpec, SpecError
 
 CHANNEL_CHANGING = ("bottleneck",)
@@ -80,12 +92,46 @@ def find_slots(module: nn.Module, input_shape: tuple[int, ...],
     slots = []
     for name, spec in specs.items():
         site = sites.get(name, ConvSite())
-        allowed = CHANNEL_CHANGING + CHANNEL_PRESERVING if site.can_shrink else CHANNEL_PRESERVING
+        neural = CHANNEL_CHANGING + CHANNEL_PRESERVING if site.can_shrink else CHANNEL_PRESERVING
+        allowed = tuple(name for name in neural if can_apply(spec, name))
         slots.append(Slot(name, spec, allowed + PROGRAM, shrinks=site.shrinks, feeds=site.feeds,
                           measure_at=site.measure_at or name))
     order = {name: i for i, name in enumerate(inputs)}
     slots.sort(key=lambda s: order[s.id])
     return tuple(slots), output_shape
+
+
+def _trial_genes(name: str, spec: LayerSpec):
+    """Parameterisations of neural gene `name` to try on `spec`'s untransformed layer:
+    if none applies, no parameterisation does (their preconditions only get stricter
+    with larger parameters)."""
+    low = min(spec.in_channels, spec.out_channels)
+    if name == "bottleneck":
+        return [Bottleneck(f) for f in range(2, 65)]
+    if name == "group":
+        return [Group(g) for g in range(2, min(low, 1024) + 1)]
+    if name == "depthwise":
+        return [Depthwise()]
+    if name == "split_channels":
+        return [SplitChannels((1,) * parts) for parts in range(2, MAX_SPLIT_PARTS + 1)]
+    if name == "unroll_channels":
+        return [UnrollChannels(u, 1) for u in range(spec.groups, min(low, 4096), spec.groups)]
+    return [SplitRows(parts) for parts in range(2, MAX_SPLIT_PARTS + 1)]
+
+
+def can_apply(spec: LayerSpec, name: str) -> bool:
+    """Whether neural gene `name` applies to `spec`'s untransformed layer with some
+    parameters (program genes always do)."""
+    if name not in CHANNEL_CHANGING + CHANNEL_PRESERVING:
+        return True
+    plan = initial_plan(spec)
+    for gene in _trial_genes(name, spec):
+        try:
+            gene.apply(plan)
+        except GeneError:
+            continue
+        return True
+    return False
 
 
 def _conv_inputs(module: nn.Module, input_shape: tuple[int, ...],

@@ -66,9 +66,11 @@ def test_connections_the_original_lacked_keep_their_own_initialisation():
     fresh = transform_network(network, genome({slot: [SplitChannels(groups=(1, 2))]}), seed=0
                               ).module
     (w,) = weights(original, slot)  # (128, 64, 3, 3)
-    dense, grouped = weights(split, slot)  # (64, 128, 3, 3) and (64, 64, 3, 3)
-    assert torch.equal(dense[:, :64], w[:64])  # output 0-63 read inputs 0-63 in the original
-    assert torch.equal(dense[:, 64:], weights(fresh, slot)[0][:, 64:])  # never connected
-    # outputs 64-95 read inputs 0-63 here, 64-127 in the original; 96-127 read 64-127 in both
-    assert torch.equal(grouped[:32], weights(fresh, slot)[1][:32])
-    assert torch.equal(grouped[32:], w[96:])
+    (f0, f1) = weights(fresh, slot)
+    # Seq1 groups are relative: part 0 (outputs 0-63) has 2 groups, part 1 (64-127) 4
+    part0, part1 = weights(split, slot)  # (64, 64, 3, 3) and (64, 32, 3, 3)
+    assert torch.equal(part0[:32], w[:32])  # outputs 0-31 read inputs 0-63 in both
+    assert torch.equal(part0[32:], f0[32:])  # 32-63 read 64-127 here, 0-63 in the original
+    assert torch.equal(part1[:32], f1[:32])  # 64-95 read 0-63 here, 64-127 in the original
+    assert torch.equal(part1[32:48], w[96:112, :32])  # 96-111 read 64-95 in both
+    assert torch.equal(part1[48:], w[112:, 32:])  # 112-127 read 96-127 in both
