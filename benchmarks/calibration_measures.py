@@ -19,8 +19,10 @@ skipped) with:
         2,000 other training images (never the validation split)
 
 Every minibatch is drawn from the training part of val5000-seed0 (`imagefolder:`),
-so no measure sees a validation image. Each measure is taken with seeds 0, 1 and 2
-(weights and batch) and averaged; the spread across seeds is kept too.
+so no measure sees a validation image. `measures` holds what a search computes: one
+seed (0) of weights and minibatch. The measures at initialisation are also taken
+with seeds 1 and 2, and `mean` / `spread` over the three seeds are kept, to show how
+much a single draw varies (short training: seed 0 only, it costs ~100x more).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _fisher(network, data: str, genome: NetworkGenome, seed: int) -> dict[str, f
 
 
 def measure(name: str, genome_json: dict, data: str, short_data) -> dict[str, Any]:
-    """All measures of one genome, averaged over SEEDS (and each seed's values)."""
+    """All measures of one genome: seed 0's, and mean and spread over SEEDS."""
     genome = NetworkGenome.from_json(genome_json)
     per_seed = []
     for seed in SEEDS:
@@ -74,24 +76,30 @@ def measure(name: str, genome_json: dict, data: str, short_data) -> dict[str, An
         row["flops"] = flops(module, (1, 3, 32, 32))
         row.update(all_proxies(lambda network=network, seed=seed:
                                transform_network(network, genome, seed=seed).module, x, y))
-        acc, loss = short_training(module, *short_data, steps=SHORT_STEPS, seed=seed)
-        row["short_accuracy"], row["short_loss"] = acc, loss
+        if seed == SEEDS[0]:
+            acc, loss = short_training(module, *short_data, steps=SHORT_STEPS, seed=seed)
+            row["short_accuracy"], row["short_loss"] = acc, loss
         per_seed.append(row)
-    averaged: dict[str, Any] = {}
-    for key in per_seed[0]:
+    mean_row: dict[str, Any] = {}
+    spread_row: dict[str, Any] = {}
+    for key in per_seed[1]:
         values = [r[key] for r in per_seed]
-        ok = [v for v in values if v is not None]
-        averaged[key] = mean(ok) if len(ok) == len(values) else None
-        averaged[f"{key}_spread"] = pstdev(ok) if len(ok) == len(values) else None
-    return {"name": name, "genome": genome_json, "measures": averaged, "per_seed": per_seed}
+        complete = all(v is not None for v in values)
+        mean_row[key] = mean(values) if complete else None
+        spread_row[key] = pstdev(values) if complete else None
+    return {"name": name, "genome": genome_json, "measures": per_seed[0], "mean": mean_row,
+            "spread": spread_row, "per_seed": per_seed}
 
 
 def _short_data(data: str) -> tuple[torch.Tensor, ...]:
     """Training images for short_training: 40,000 to train on and 2,000 others to score,
-    standardised, all from the training part of the split."""
+    standardised, all from the training part of the split (a seeded shuffle first: the
+    images are stored in class order)."""
     train = load_train_data(data)
-    x = train.standardise(train.scale(train.x_train))
-    return x[:40_000], train.y_train[:40_000], x[43_000:], train.y_train[43_000:]
+    order = torch.randperm(len(train.y_train), generator=torch.Generator().manual_seed(0))
+    x = train.standardise(train.scale(train.x_train[order]))
+    y = train.y_train[order]
+    return x[:40_000], y[:40_000], x[43_000:], y[43_000:]
 
 
 def main(argv: list[str] | None = None) -> int:
