@@ -6,11 +6,17 @@ and when it finishes one JSON line is appended to the results file: the job's na
 settings, accuracy and what it was measured on, the history, the machine and the
 time it took. Jobs already in the results file are skipped, so the same command
 continues a queue after a stop, on this machine or (after `archive`) on another.
+
+Several workers may share a queue (e.g. one per core with `--threads 1`): a worker
+claims a job by creating `RUNS/<name>.claim` (O_EXCL) with its pid, skips jobs
+claimed by a live process, takes over claims of dead ones, and appends its result
+line with one `write` of an O_APPEND file (whole lines, never interleaved).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +75,11 @@ def run_queue(jobs: list[Job], results: Path, runs: Path, threads: int,
             print(f"time is up: {job.name} and later jobs are left for the next run",
                   flush=True)
             break
+        if not claim(runs, job.name):
+            continue
+        if job.name in finished(results):  # finished by another worker meanwhile
+            release(runs, job.name)
+            continue
         s = job.settings
         key = (s.data, s.val_split, s.split_seed)
         if key not in loaded:
@@ -88,12 +99,51 @@ def run_queue(jobs: list[Job], results: Path, runs: Path, threads: int,
         results.parent.mkdir(parents=True, exist_ok=True)
         with results.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
+        release(runs, job.name)
         trained += 1
         print(f"== {job.name}: {final['eval_kind']} accuracy {final['accuracy']:.4f}",
               flush=True)
         if after_job is not None:
             after_job(job, row)
     return trained
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(runs: Path, name: str) -> bool:
+    """Claim job `name` for this process; False when a live process holds it."""
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / f"{name}.claim"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder == os.getpid():
+                return True
+            if holder and _alive(holder):
+                return False
+            path.unlink(missing_ok=True)  # a dead worker's claim: take it over
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release(runs: Path, name: str) -> None:
+    (runs / f"{name}.claim").unlink(missing_ok=True)
 
 
 def archive_unfinished(jobs: list[Job], results: Path, runs: Path, archive: Path) -> int:

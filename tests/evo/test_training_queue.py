@@ -1,0 +1,102 @@
+"""The benchmark training queue: results appended once per job, finished jobs skipped,
+two worker processes sharing one queue train every job exactly once; and the
+calibration report's rank statistics and legality-rule numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from benchmarks.calibration_report import _fitted, _rule, relative
+from benchmarks.training_queue import Job, claim, finished, release, run_queue
+from evo.training import TrainSettings
+from tests.evo.test_train_imagefolder import easy_zip
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVO_CACHE", str(tmp_path / "cache"))
+
+
+def jobs(data: Path, count: int) -> list[Job]:
+    return [Job(f"job{i}", TrainSettings("tiny", {"schema": 1, "layers": {}},
+                                         f"imagefolder:{data}", 1, batch_size=16, seed=i,
+                                         val_split=20), ("tiny",)) for i in range(count)]
+
+
+def test_queue_appends_each_result_once_and_skips_finished(tmp_path: Path) -> None:
+    data = easy_zip(tmp_path / "easy.zip", per_class=4)
+    results, runs = tmp_path / "results.jsonl", tmp_path / "runs"
+    assert run_queue(jobs(data, 2), results, runs, threads=1) == 2
+    rows = finished(results)
+    assert sorted(rows) == ["job0", "job1"]
+    assert rows["job1"]["settings"]["seed"] == 1 and rows["job1"]["eval_images"] == 20
+    assert "val20-seed0" in rows["job0"]["evaluated_on"]
+    assert run_queue(jobs(data, 3), results, runs, threads=1) == 1  # only job2 is new
+    assert len(results.read_text().splitlines()) == 3
+    assert not list(runs.glob("*.claim"))
+
+
+def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "a.claim").write_text(str(sleeper.pid))
+        assert not claim(tmp_path, "a")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert claim(tmp_path, "a")  # its holder is gone
+    assert (tmp_path / "a.claim").read_text() == str(os.getpid())
+    release(tmp_path, "a")
+    assert not (tmp_path / "a.claim").exists()
+
+
+def test_two_workers_share_a_queue(tmp_path: Path) -> None:
+    data = easy_zip(tmp_path / "easy.zip", per_class=4)
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from benchmarks.training_queue import Job, run_queue
+        from evo.training import TrainSettings
+        jobs = [Job(f"job{{i}}", TrainSettings("tiny", {{"schema": 1, "layers": {{}}}},
+                "imagefolder:{data}", 1, batch_size=16, seed=i, val_split=20))
+                for i in range(4)]
+        print(run_queue(jobs, Path({str(tmp_path / 'r.jsonl')!r}),
+                        Path({str(tmp_path / 'runs')!r}), threads=1))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    counts = [int(w.communicate(timeout=600)[0].strip().splitlines()[-1]) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["name"] for line in lines) == [f"job{i}" for i in range(4)]
+    assert sum(counts) == 4
+
+
+def test_relative_measures_are_oriented_so_more_is_more_capacity() -> None:
+    assert relative("params", 50.0, 100.0) == 0.5
+    assert relative("short_loss", 2.0, 1.0) == 0.5  # a higher loss is less capacity
+    assert relative("jacob_cov", -130.0, -65.0) == 0.5
+    assert relative("synflow", 1e10, 1e20) == pytest.approx(0.5)
+    assert relative("params", None, 100.0) is None
+
+
+def test_legality_rule_precision_recall_and_fitted_threshold() -> None:
+    import numpy as np
+
+    r = np.array([0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 0.3, 0.9])
+    keeps = np.array([False, False, True, True, True, True, False, False])
+    rule = _rule(r >= 0.6, keeps)
+    assert rule == {"accepted": 5, "precision": 4 / 5, "recall": 1.0}
+    fit = np.array([True, True, True, True, False, False, False, False])
+    fitted = _fitted(r, keeps, fit)
+    assert fitted["threshold"] == 0.6  # the lowest with precision >= 90 % on the fit half
+    assert fitted["held_out"] == {"accepted": 3, "precision": 2 / 3, "recall": 1.0}
