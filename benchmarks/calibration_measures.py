@@ -16,7 +16,8 @@ skipped) with:
         for the positive ones, ratios to the original's
     short_{accuracy,loss}         `short_training`: SHORT_STEPS SGD steps (lr 0.1,
         batch 128, about 3 % of the study's protocol) on training images, scored on
-        2,000 other training images (never the validation split)
+        2,000 other training images (never the validation split); and
+        short_train_loss, the mean training loss over those steps (Ru et al. 2021)
 
 Every minibatch is drawn from the training part of val5000-seed0 (`imagefolder:`),
 so no measure sees a validation image. `measures` holds what a search computes: one
@@ -77,8 +78,10 @@ def measure(name: str, genome_json: dict, data: str, short_data) -> dict[str, An
         row.update(all_proxies(lambda network=network, seed=seed:
                                transform_network(network, genome, seed=seed).module, x, y))
         if seed == SEEDS[0]:
-            acc, loss = short_training(module, *short_data, steps=SHORT_STEPS, seed=seed)
+            acc, loss, train_loss = short_training(module, *short_data, steps=SHORT_STEPS,
+                                                   seed=seed)
             row["short_accuracy"], row["short_loss"] = acc, loss
+            row["short_train_loss"] = train_loss
         per_seed.append(row)
     mean_row: dict[str, Any] = {}
     spread_row: dict[str, Any] = {}

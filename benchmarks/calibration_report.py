@@ -43,7 +43,7 @@ ORIENTED = {  # measure -> how its ratio to the original's is formed (higher = m
     "fisher_running_network": "ratio", "fisher_running_layer": "ratio",
     "params": "ratio", "flops": "ratio", "synflow": "log-ratio", "snip": "ratio",
     "grad_norm": "ratio", "naswot": "ratio", "jacob_cov": "inverse",
-    "short_accuracy": "ratio", "short_loss": "inverse",
+    "short_accuracy": "ratio", "short_loss": "inverse", "short_train_loss": "inverse",
 }
 
 

@@ -4,6 +4,8 @@ short-training and size baselines."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -237,6 +239,7 @@ def test_short_training_is_deterministic_and_learns_an_easy_task(tiny):
     assert other != first
     assert first[0] >= 0.9 and first[0] > untrained[0]
     assert first[1] < untrained[1]
+    assert 0 < first[2] < math.log(2) + 0.5 and math.isnan(untrained[2])
 
 
 def test_params_and_flops():
