@@ -18,6 +18,8 @@ EXAMPLES = """examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo import options as o
+
     parser.epilog = EXAMPLES
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--model",
@@ -33,28 +35,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per class; validated on a held-out split), cifar10:DIR "
                              "(data_batch_*.bin + test_batch.bin) or npz:FILE (x, y and "
                              "optionally x_test, y_test)")
-    parser.add_argument("--val-split", type=int, default=5000, metavar="N",
+    parser.add_argument("--val-split", type=o.count(0, 10**8).arg(), default=5000, metavar="N",
                         help="imagefolder: images held out for validation, class-balanced "
                              "(default 5000)")
-    parser.add_argument("--split-seed", type=int, default=0, metavar="S",
+    parser.add_argument("--split-seed", type=o.SEED.arg(), default=0, metavar="S",
                         help="imagefolder: seed of the validation split (default 0; keep it "
                              "fixed when comparing trainings)")
-    parser.add_argument("--epochs", type=int, default=200,
+    parser.add_argument("--epochs", type=o.count(1, 100_000).arg(), default=200,
                         help="epochs (default 200); more than a saved training has extends it")
-    parser.add_argument("--batch-size", type=int, default=128, help="minibatch (default 128)")
-    parser.add_argument("--lr", type=float, default=0.1,
+    parser.add_argument("--batch-size", type=o.count(1, 65_536).arg(), default=128,
+                        help="minibatch (default 128)")
+    parser.add_argument("--lr", type=o.Range(0.0, 100.0, low_open=True).arg(), default=0.1,
                         help="initial learning rate, cosine-annealed to 0 (default 0.1)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4,
+    parser.add_argument("--momentum", type=o.Range(0.0, 1.0, high_open=True).arg(), default=0.9,
+                        help="SGD momentum (default 0.9)")
+    parser.add_argument("--weight-decay", type=o.Range(0.0, 1.0).arg(), default=5e-4,
                         help="L2 weight decay (default 5e-4)")
     parser.add_argument("--no-augment", action="store_true",
                         help="no random crop and flip")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=o.SEED.arg(), default=0,
                         help="seed of the initial weights, shuffling and augmentation")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="arithmetic of convs and matmuls: bf16 autocast or fp32; auto "
-                             "(default) is bf16 where the CPU has native bfloat16 "
-                             "(AVX512-BF16, AMX), else fp32; a resumed training keeps its own")
+                             "(default): where the CPU has native bfloat16 (AVX512-BF16, "
+                             "AMX) the faster of the two for this network (timed on a few "
+                             "steps), else fp32; a resumed training keeps its own")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the training step (slow to start; see "
                              "benchmarks/train_speed.py for whether it pays here)")
@@ -66,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with the same settings is continued")
     parser.add_argument("--resume", action="store_true",
                         help="insist on continuing a training in --out (error if none)")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    parser.add_argument("--threads", type=o.THREADS.arg(), metavar="N",
+                        help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar; one line per epoch")
 
@@ -76,22 +82,19 @@ def run(args: argparse.Namespace) -> int:
 
     from evo.errors import UsageError
     from evo.training import TrainSettings, default_out, train
-    from evo.training.speed import StepOptions, resolve_precision
+    from evo.training.speed import StepOptions
 
     model, genome = _model_and_genome(args.model, args.genome)
     if args.threads is not None:
         if not 1 <= args.threads <= 4096:
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision)
     settings = TrainSettings(model, genome.to_json(), _data_key(args.data), args.epochs,
                              args.batch_size, args.lr, args.momentum, args.weight_decay,
-                             args.seed, not args.no_augment, precision, args.val_split,
+                             args.seed, not args.no_augment, args.precision, args.val_split,
                              args.split_seed)
     out = args.out or default_out(settings)
-    if args.precision == "auto":
-        settings = _keep_saved_precision(settings, out)
-    options = StepOptions(settings.precision, not args.no_channels_last, args.compile)
+    options = StepOptions(channels_last=not args.no_channels_last, compile=args.compile)
     final = train(settings, out, quiet=args.quiet, resume_required=args.resume,
                   options=options)
     print(f"{final['eval_kind']} accuracy {final['accuracy']:.4f} on {final['eval_images']} "
@@ -131,23 +134,6 @@ def _model_and_genome(model: str | None, genome_arg: str | None):
                          "training needs a network genome ({\"schema\": 1, \"layers\": "
                          "{...}})")
     return model or "tiny", genome
-
-
-def _keep_saved_precision(settings, out):
-    """With --precision auto, a training already in `out` keeps the precision it began
-    with (it may have started on another CPU)."""
-    import json
-    from dataclasses import replace
-    from pathlib import Path
-
-    path = Path(out) / "train.json"
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return settings
-    if isinstance(saved, dict) and saved.get("precision", "fp32") in ("fp32", "bf16"):
-        return replace(settings, precision=saved.get("precision", "fp32"))
-    return settings
 
 
 def _data_key(text: str) -> str:

@@ -2,9 +2,11 @@
 
     precision       "fp32", or "bf16": convs and matmuls under `torch.autocast` in
                     bfloat16 (weights, BatchNorm statistics, the loss and the optimizer
-                    stay float32). "auto" picks bf16 where the CPU has native bfloat16
-                    arithmetic (AVX512-BF16 or AMX-BF16), else fp32. Precision changes
-                    the arithmetic, so it is part of a training's settings.
+                    stay float32). "auto": fp32 unless the CPU has native bfloat16
+                    arithmetic (AVX512-BF16 or AMX-BF16); there `faster_precision` times
+                    a few steps of the network in each and takes the faster (oneDNN's
+                    bf16 depthwise convs are slower than fp32 ones here). Precision
+                    changes the arithmetic, so it is part of a training's settings.
     channels_last   the module and its inputs in NHWC memory layout (oneDNN's fast path
                     for convs); the same arithmetic, so not a setting.
     compile         `torch.compile` (inductor) of the training forward; the same
@@ -22,8 +24,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-from evo.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -45,13 +45,33 @@ def native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def resolve_precision(precision: str) -> str:
-    """`auto` -> bf16 with native bfloat16, else fp32; fp32/bf16 as given."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    return precision
+def faster_precision(module: nn.Module, sample_shape: tuple[int, ...], classes: int,
+                     batch: int, steps: int = 3) -> tuple[str, dict[str, float]]:
+    """The faster of fp32 and bf16 for training steps of (a deep copy of) `module` on
+    random batches, and the seconds per step of each (after one warm-up step)."""
+    import copy
+    import time
+
+    import torch.nn.functional as F
+
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        trial = copy.deepcopy(module).train().to(memory_format=torch.channels_last)
+        options = StepOptions(precision)
+        optimizer = torch.optim.SGD(trial.parameters(), lr=1e-3, momentum=0.9)
+        generator = torch.Generator().manual_seed(0)  # leaves the global RNG alone
+        x = options.inputs(torch.randn(batch, *sample_shape, generator=generator))
+        y = torch.randint(0, classes, (batch,), generator=generator)
+        for step in range(steps + 1):
+            if step == 1:
+                started = time.perf_counter()
+            with options.autocast():
+                loss = F.cross_entropy(trial(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        seconds[precision] = (time.perf_counter() - started) / steps
+    return min(seconds, key=seconds.__getitem__), seconds
 
 
 @dataclass(frozen=True)

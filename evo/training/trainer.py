@@ -25,7 +25,7 @@ import math
 import pickle
 import time
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from evo.errors import UsageError
 from evo.export.model_files import save_model
 from evo.training.augment import augment
 from evo.training.data import TrainData, load_train_data
-from evo.training.speed import StepOptions
+from evo.training.speed import StepOptions, faster_precision, native_bf16
 from genomes.genome import NetworkGenome
 
 SETTINGS, CHECKPOINT, HISTORY = "train.json", "checkpoint.pt", "history.json"
@@ -76,8 +76,8 @@ class TrainSettings:
             raise UsageError("--weight-decay must be a finite number >= 0")
         if not 0 <= self.seed < 2**63:
             raise UsageError("--seed must be an integer in [0, 2**63)")
-        if self.precision not in ("fp32", "bf16"):
-            raise UsageError(f"precision {self.precision!r}: fp32 or bf16")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"precision {self.precision!r}: auto, fp32 or bf16")
         if not 0 <= self.val_split <= 10_000_000:
             raise UsageError("--val-split must be >= 0")
         if not 0 <= self.split_seed < 2**63:
@@ -113,15 +113,17 @@ def train(settings: TrainSettings, out: str | Path, quiet: bool = False,
           data: TrainData | None = None) -> dict[str, Any]:
     """Train (or continue training) into `out`; returns the final history entry with
     `accuracy`, `evaluated_on` and `eval_images`. `data` may be given when already
-    loaded (it must be what `settings.data` names)."""
+    loaded (it must be what `settings.data` names). Precision "auto" becomes the saved
+    training's, or the faster for this network (`evo.training.speed`); `options` give
+    the layout and compilation, their precision is the settings'."""
     out = Path(out)
-    options = options or StepOptions(precision=settings.precision)
-    if options.precision != settings.precision:
-        raise UsageError(f"step precision {options.precision} differs from the settings' "
-                         f"{settings.precision}")
-    state = _previous(out, settings, resume_required)
+    state, saved_precision = _previous(out, settings, resume_required)
     data = data or load_train_data(settings.data, settings.val_split, settings.split_seed)
     module = _build(settings, data)
+    if settings.precision == "auto":
+        settings = replace(settings, precision=saved_precision or _auto_precision(
+            module, data, settings.batch_size))
+    options = replace(options or StepOptions(), precision=settings.precision)
     optimizer = torch.optim.SGD(module.parameters(), lr=settings.lr,
                                 momentum=settings.momentum, weight_decay=settings.weight_decay)
     history: list[dict[str, Any]] = []
@@ -231,6 +233,15 @@ def train_step(step_module: nn.Module, optimizer: torch.optim.Optimizer, data: T
     return loss.detach(), logits.detach()
 
 
+def _auto_precision(module: nn.Module, data: TrainData, batch: int) -> str:
+    """bf16 where the CPU has native bfloat16 and it trains this network faster."""
+    if not native_bf16():
+        return "fp32"
+    classes = int(torch.cat([data.y_train, data.y_test]).max()) + 1
+    choice, _ = faster_precision(module, data.sample_shape, max(classes, 2), batch)
+    return choice
+
+
 def _build(settings: TrainSettings, data: TrainData) -> nn.Module:
     from evo.networks import load_network, transform_network
 
@@ -248,8 +259,10 @@ def _build(settings: TrainSettings, data: TrainData) -> nn.Module:
 
 
 def _previous(out: Path, settings: TrainSettings,
-              resume_required: bool) -> dict[str, Any] | None:
-    """The checkpoint to continue from, after checking it belongs to these settings."""
+              resume_required: bool) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint to continue from (None: start afresh), after checking it belongs
+    to these settings, and the saved training's precision (None: no saved training).
+    Precision "auto" matches any saved precision; `epochs` may grow."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     path = out / SETTINGS
@@ -258,7 +271,7 @@ def _previous(out: Path, settings: TrainSettings,
             raise UsageError(f"--resume: {out} holds no training to resume")
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"--out {out}: not empty and not a training folder")
-        return None
+        return None, None
     try:
         saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -267,21 +280,22 @@ def _previous(out: Path, settings: TrainSettings,
         raise UsageError(f"{path}: not a training settings file")
     saved = TrainSettings.from_saved(saved)
     mine = settings.to_json()
+    ignored = {"epochs"} | ({"precision"} if settings.precision == "auto" else set())
     differ = sorted(k for k in set(mine) | set(saved)
-                    if mine.get(k) != saved.get(k) and k != "epochs")
+                    if mine.get(k) != saved.get(k) and k not in ignored)
     if differ:
         raise UsageError(f"{out} holds a training with other settings ({', '.join(differ)}); "
                          f"use the same options to continue it, or another --out")
     if not (out / CHECKPOINT).exists():
         if resume_required:
             raise UsageError(f"--resume: {out} has no checkpoint yet (no epoch finished)")
-        return None
+        return None, saved.get("precision")
     state = load_checkpoint(out / CHECKPOINT)
     done = len(json.loads(state["history"]))
     if settings.epochs < done:
         raise UsageError(f"{out} has trained {done} epochs already; --epochs {settings.epochs} "
                          f"cannot shorten it (ask for {done} or more)")
-    return state
+    return state, saved.get("precision")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

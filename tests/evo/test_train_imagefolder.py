@@ -17,6 +17,7 @@ import evo
 from evo.cli import main
 from evo.training.augment import augment
 from evo.training.data import load_train_data
+from evo.training.speed import native_bf16
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +79,22 @@ def test_training_validates_on_the_named_split_and_extends(tmp_path: Path, capsy
     reported = history[-1]["accuracy"]
     assert float((predicted == loaded.y_test).float().mean()) == pytest.approx(reported)
     assert reported > 0.3  # the bands are easy: far above chance after 3 epochs
+
+
+def test_auto_precision_is_decided_once_and_kept(tmp_path: Path, capsys) -> None:
+    data = easy_zip(tmp_path / "easy.zip", per_class=8)
+    out = tmp_path / "auto"
+    assert main([*command(data, out, 1), "--model", "tiny"]) == 0  # --precision auto
+    chosen = json.loads((out / "train.json").read_text())["precision"]
+    assert chosen in ("fp32", "bf16")
+    if not native_bf16():
+        assert chosen == "fp32"
+    assert main([*command(data, out, 2), "--model", "tiny"]) == 0  # extends, keeps it
+    assert json.loads((out / "train.json").read_text())["precision"] == chosen
+    other = "fp32" if chosen == "bf16" else "bf16"
+    capsys.readouterr()
+    assert main([*command(data, out, 3), "--model", "tiny", "--precision", other]) == 2
+    assert "precision" in capsys.readouterr().err
 
 
 def test_an_export_folder_names_model_and_genome(tmp_path: Path, capsys) -> None:
