@@ -1,0 +1,116 @@
+"""Capacity measures a search can check a candidate against, besides the Fisher Potential.
+
+Each measure has the shape of `FisherPotential`: `original()` and `of(genome)` give a
+`FisherResult` (a total, per-slot shares where the measure has them, or an error),
+cached in memory by the genome's neural part, so `evo.capacity.violation` turns any
+of them into a legality rule "measure >= threshold x the original's".
+
+    params      parameters of the slot convs (after every neural gene, including the
+                channels a bottleneck takes from the convs it feeds); per slot
+    flops       multiply-adds of the slot convs; per slot
+    synflow, snip, grad_norm, naswot   a zero-cost proxy of the transformed network at
+                initialisation (`evo.capacity.proxies`; network only; jacob_cov is
+                left out: it is negative, so "x the original's" has no meaning)
+
+`make_measure(name, ...)` builds one; "fisher" is `FisherPotential`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from evo.capacity.data import load_batch, parse_data
+from evo.capacity.fisher import FisherResult
+from evo.capacity.proxies import ZERO_COST, all_proxies
+from evo.errors import UsageError
+from evo.networks import Network, transform_network
+from genomes.genome import NetworkGenome
+
+PLAN_MEASURES = ("params", "flops")
+PROXY_MEASURES = tuple(name for name in ZERO_COST if name != "jacob_cov")
+MEASURES = ("fisher", *PLAN_MEASURES, *PROXY_MEASURES)
+
+
+class _Cached:
+    """Memoises `_compute` by the genome's neural part."""
+
+    def __init__(self) -> None:
+        self._memory: dict[str, FisherResult] = {}
+        self.computed = 0
+
+    def of(self, genome: NetworkGenome) -> FisherResult:
+        neural = genome.neural
+        key = neural.hash()
+        if key not in self._memory:
+            self.computed += 1
+            self._memory[key] = self._compute(neural)
+        return self._memory[key]
+
+    def original(self) -> FisherResult:
+        return self.of(NetworkGenome())
+
+    def _compute(self, neural: NetworkGenome) -> FisherResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Nothing to release (the interface of `FisherPotential`)."""
+
+
+class PlanMeasure(_Cached):
+    """Parameters or multiply-adds of the slot convs, read off the decoded plans."""
+
+    def __init__(self, network: Network, name: str) -> None:
+        super().__init__()
+        if name not in PLAN_MEASURES:
+            raise UsageError(f"capacity measure {name!r}: expected one of "
+                             f"{', '.join(PLAN_MEASURES)}")
+        self.network, self.name = network, name
+
+    def _compute(self, neural: NetworkGenome) -> FisherResult:
+        transform = transform_network(self.network, neural, plans_only=True)
+        if transform.error is not None:
+            return FisherResult(None, {}, transform.error)
+        per_slot = {slot: float(getattr(plan, self.name))
+                    for slot, plan in transform.plans.items()}
+        return FisherResult(sum(per_slot.values()), per_slot)
+
+
+class ProxyMeasure(_Cached):
+    """A zero-cost proxy of the transformed network on one seeded minibatch."""
+
+    def __init__(self, network: Network, name: str, data: str = "synthetic", seed: int = 0,
+                 batch: int = 64, threads: int = 1) -> None:
+        super().__init__()
+        if name not in PROXY_MEASURES:
+            raise UsageError(f"capacity measure {name!r}: expected one of "
+                             f"{', '.join(PROXY_MEASURES)}")
+        self.network, self.name, self.seed, self.threads = network, name, seed, threads
+        self.x, self.y = load_batch(parse_data(data), network.input_shape[1:], batch,
+                                    network.output_shape[1], seed)
+
+    def _compute(self, neural: NetworkGenome) -> FisherResult:
+        transform = transform_network(self.network, neural, seed=self.seed, plans_only=True)
+        if transform.error is not None:
+            return FisherResult(None, {}, transform.error)
+        values = all_proxies(lambda: transform_network(self.network, neural,
+                                                       seed=self.seed).module,
+                             self.x, self.y, names=(self.name,), threads=self.threads)
+        value = values[self.name]
+        if value is None or not math.isfinite(value):
+            return FisherResult(None, {}, f"{self.name}: could not be computed")
+        return FisherResult(float(value), {})
+
+
+def make_measure(name: str, network: Network, data: str = "synthetic", seed: int = 0,
+                 batch: int = 16, bn: str = "running", threads: int = 1, cache_path=None):
+    """The capacity measure `name` of `network` (see the module docstring)."""
+    from evo.capacity.potential import FisherPotential
+
+    if name == "fisher":
+        return FisherPotential(network, data=data, seed=seed, batch=batch, bn=bn,
+                               threads=threads, cache_path=cache_path)
+    if name in PLAN_MEASURES:
+        return PlanMeasure(network, name)
+    if name in PROXY_MEASURES:
+        return ProxyMeasure(network, name, data=data, seed=seed, batch=batch, threads=threads)
+    raise UsageError(f"capacity measure {name!r}: choose one of {', '.join(MEASURES)}")

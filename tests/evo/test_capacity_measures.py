@@ -1,0 +1,75 @@
+"""Capacity measures other than the Fisher Potential: plan-based parameter and FLOP
+counts agree with the transformed PyTorch module; proxies cache by neural part."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from evo.capacity import violation
+from evo.capacity.measures import make_measure
+from evo.errors import UsageError
+from evo.networks import load_network, transform_network
+from genomes.genome import NetworkGenome
+
+GENOME = NetworkGenome.from_json({"schema": 1, "layers": {
+    "layer1.0.conv1": [{"gene": "bottleneck", "factor": 2}],
+    "layer2.1.conv2": [{"gene": "depthwise"}],
+    "layer3.0.conv1": [{"gene": "split_channels", "groups": [1, 4]}],
+    "layer3.2.conv2": [{"gene": "group", "groups": 4}, {"gene": "tile", "axis": "co",
+                                                        "factor": 8}]}})
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return load_network("resnet20", (1, 3, 32, 32), seed=0)
+
+
+def test_plan_params_and_flops_match_the_transformed_module(resnet20) -> None:
+    module = transform_network(resnet20, GENOME, seed=0).module
+    conv_params = sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+    macs = 0
+
+    def count(m, _args, out):
+        nonlocal macs
+        macs += out.numel() * m.weight[0].numel()
+
+    hooks = [m.register_forward_hook(count) for m in module.modules()
+             if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        module.eval()(torch.zeros(1, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    params = make_measure("params", resnet20).of(GENOME)
+    flops = make_measure("flops", resnet20).of(GENOME)
+    assert params.total == conv_params  # the bottleneck's effect on conv2 included
+    assert flops.total == 2 * macs
+    assert params.per_slot["layer1.0.conv2"] == 16 * 8 * 9
+
+
+def test_a_measure_is_a_legality_rule(resnet20) -> None:
+    params = make_measure("params", resnet20)
+    ratio = params.of(GENOME).total / params.original().total
+    assert 0.5 < ratio < 1
+    assert violation(params.original(), params.of(GENOME), threshold=ratio - 1e-9) == 0
+    assert violation(params.original(), params.of(GENOME), threshold=1.0) == \
+        pytest.approx(1 - ratio)
+    program_only = NetworkGenome.from_json({"schema": 1, "layers": {
+        "conv1": [{"gene": "tile", "axis": "co", "factor": 4}]}})
+    assert params.of(program_only) == params.original()
+
+
+def test_proxy_measure_caches_by_neural_part(resnet20) -> None:
+    snip = make_measure("snip", resnet20, batch=8)
+    first = snip.of(GENOME)
+    assert first.total is not None and first.total > 0
+    computed = snip.computed
+    assert snip.of(GENOME.neural) == first and snip.computed == computed
+    bad = NetworkGenome.from_json({"schema": 1, "layers": {"nope": [{"gene": "depthwise"}]}})
+    assert snip.of(bad).error is not None
+
+
+def test_unknown_measure_is_one_line(resnet20) -> None:
+    with pytest.raises(UsageError, match="choose one of fisher, params, flops"):
+        make_measure("accuracy", resnet20)
