@@ -1,29 +1,46 @@
-"""The rows of `evo bench`: one run's best network against the baselines, end to end."""
+"""The rows of `evo bench`: one run's best network against the baselines and the peers a
+user would deploy instead, end to end (the printed table is `evo.bench_table`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from evo.analysis import load_run
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
-from evo.bench.metaschedule import metaschedule_end_to_end
+from evo.bench.metaschedule import (
+    TRIALS_PER_TASK,
+    UNBOUNDED_TRIALS,
+    Tuning,
+    metaschedule_end_to_end,
+)
+from evo.bench.peers import DEFAULT_PEERS, describe_peer, peer_end_to_end
 from evo.bench.timing import set_tvm_threads
+from evo.bench_table import format_table
 from evo.capacity import FisherPotential
 from evo.errors import UsageError
-from evo.host import describe_host, distinct_hosts, host_label, same_host
+from evo.host import describe_host, distinct_hosts
 from evo.networks import load_network, transform_network
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
 from evo.target import make_target
 from genomes.genome import NetworkGenome
 
+__all__ = ["benchmark", "best_peer", "format_table", "speedups"]
 
-def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: int,
-              threads: int, out: Path | None) -> dict:
-    """Every row as a dict (name, ms, spread, error, and network facts), plus speedups of
-    the discovered network against rows 1, 2 and 3, this machine (`host`) and the machines
-    the search ran on (`search_hosts`)."""
+
+def benchmark(run: Path, ident: int | None, program_run: Path | None,
+              trials_per_task: int | None, threads: int, out: Path | None,
+              metaschedule_budget_s: float | None = None,
+              peers: Sequence[str] = DEFAULT_PEERS) -> dict:
+    """Every row as a dict (name, network, ms, spread, error, and network facts), the
+    best peer (the fastest correct row on the original network), speedups of the
+    discovered network against rows 1, 2, 3 and the best peer, this machine (`host`)
+    and the machines the search ran on (`search_hosts`). `trials_per_task` 0 skips
+    MetaSchedule, None takes its default (`evo.bench.metaschedule`); `peers` are names
+    of `evo.bench.peers.PEERS`, each measured on the original and the discovered
+    network."""
     set_tvm_threads(threads)
     snap = load_run(run)
     config = snap.config
@@ -44,24 +61,38 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
 
     rows: list[dict] = []
 
-    def add(name: str, what: str, result: EndToEnd, g: NetworkGenome | None) -> None:
-        row = {"name": name, "what": what, **result.to_json()}
+    def add(name: str, what: str, result: EndToEnd, g: NetworkGenome | None,
+            kind: str) -> dict:
+        row = {"name": name, "network": kind, "what": what, **result.to_json()}
         row["spread"] = result.latency.spread if result.latency else None
         row.update(facts(g) if g is not None else {})
         rows.append(row)
+        return row
+
+    def add_peers(kind: str, which: str, module, g: NetworkGenome) -> None:
+        for peer in peers:
+            result = peer_end_to_end(peer, module, network.input_shape, threads)
+            add(f"{peer}_{kind}", f"{which}, {describe_peer(peer, result.peer)}, "
+                f"{threads} thread(s)", result, g, kind)
 
     program_genome, program_what, program_sessions = _program_only(network, program_run,
                                                                   config.model)
     add("tvm_program_only", program_what,
-        genome_end_to_end(network, program_genome, target, threads, config.seed), program_genome)
-    if trials:
+        genome_end_to_end(network, program_genome, target, threads, config.seed),
+        program_genome, "original")
+    if trials_per_task != 0:
         work = out or run / "bench"
-        row, _ = metaschedule_end_to_end(config.model, network.input_shape, work / "metaschedule",
-                                         trials, threads=threads, seed=config.seed)
-        add("tvm_metaschedule", f"original, MetaSchedule {trials} trials", row,
-            NetworkGenome())
+        result, tuning = metaschedule_end_to_end(
+            config.model, network.input_shape, work / "metaschedule", trials_per_task,
+            metaschedule_budget_s, threads=threads, seed=config.seed)
+        row = add("tvm_metaschedule", _metaschedule_what(tuning, trials_per_task,
+                                                         metaschedule_budget_s),
+                  result, NetworkGenome(), "original")
+        row["tuning"] = tuning.to_json() if tuning is not None else None
+    original = network.module.eval()
     add("torch_eager_original", f"original, PyTorch eager, {threads} thread(s)",
-        torch_end_to_end(network.module.eval(), network.input_shape, threads), NetworkGenome())
+        torch_end_to_end(original, network.input_shape, threads), NetworkGenome(), "original")
+    add_peers("original", "original", original, NetworkGenome())
     choice = blockswap_baseline(network, fisher_violation(fisher, config.threshold, config.scope),
                                 program=TEMPLATE_SCHEDULE)
     blockswap = {"tried": [c.to_json() for c in choice.tried],
@@ -70,20 +101,36 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None, trials: in
         add("blockswap", f"uniform {choice.best.gene}({choice.best.factor}) on "
             f"{len(choice.best.slots)} slots + template schedule",
             genome_end_to_end(network, choice.best.genome, target, threads, config.seed),
-            choice.best.genome)
+            choice.best.genome, "blockswap")
     add("tvm_discovered", f"individual {chosen} of {run}",
-        genome_end_to_end(network, genome, target, threads, config.seed), genome)
-    discovered = transform_network(network, genome, seed=config.seed).module
+        genome_end_to_end(network, genome, target, threads, config.seed), genome, "discovered")
+    discovered = transform_network(network, genome, seed=config.seed).module.eval()
     add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
-        torch_end_to_end(discovered.eval(), network.input_shape, threads), genome)
+        torch_end_to_end(discovered, network.input_shape, threads), genome, "discovered")
+    add_peers("discovered", f"individual {chosen}", discovered, genome)
+    best = best_peer(rows)
     return {"model": config.model, "individual": chosen, "threads": threads,
             "host": describe_host(),
             "search_hosts": [h["host"] for h in distinct_hosts([*snap.sessions,
                                                                 *program_sessions])],
-            "rows": rows,
-            "speedup": _speedups(rows), "blockswap": blockswap,
+            "rows": rows, "best_peer": best,
+            "speedup": speedups(rows, best), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
+
+
+def _metaschedule_what(tuning: Tuning | None, trials_per_task: int | None,
+                       budget_s: float | None) -> str:
+    """Row 2's description: trials per task, cost model and budget (as asked, when the
+    tuning failed)."""
+    per_task = tuning.trials_per_task if tuning is not None else trials_per_task
+    if per_task is None:
+        per_task = UNBOUNDED_TRIALS if budget_s else TRIALS_PER_TASK
+    trials = "no trial limit" if per_task >= UNBOUNDED_TRIALS else f"{per_task} trials/task"
+    what = f"original, MetaSchedule, {trials}"
+    if tuning is not None:
+        what += f", {tuning.cost_model} cost model"
+    return what + (f", {budget_s:.0f} s budget" if budget_s else "")
 
 
 def _conv_gflops(plans, target, threads: int) -> dict:
@@ -115,65 +162,25 @@ def _program_only(network, program_run: Path | None,
     return genome, f"original, best of program-only run {program_run} (#{best})", snap.sessions
 
 
-def _speedups(rows: list[dict]) -> dict:
+def best_peer(rows: list[dict]) -> dict | None:
+    """The fastest row on the original network without an error (`name`, `ms`,
+    `what`), or None when there is none (or the rows predate the `network` key)."""
+    original = [row for row in rows if row.get("network") == "original"
+                and row.get("error") is None and row.get("ms")]
+    best = min(original, key=lambda row: row["ms"], default=None)
+    return None if best is None else {k: best[k] for k in ("name", "ms", "what")}
+
+
+def speedups(rows: list[dict], best: dict | None) -> dict:
+    """How many times faster the discovered network (`tvm_discovered`) runs than rows 1,
+    2, 3 and the best peer: their ms over its ms (None where either is missing)."""
     ms = {row["name"]: row["ms"] for row in rows if row["error"] is None}
     mine = ms.get("tvm_discovered")
 
-    def ratio(name: str) -> float | None:
-        return ms[name] / mine if mine and ms.get(name) else None
+    def ratio(theirs: float | None) -> float | None:
+        return theirs / mine if mine and theirs else None
 
-    return {"vs_program_only": ratio("tvm_program_only"),
-            "vs_metaschedule": ratio("tvm_metaschedule"),
-            "vs_torch_eager": ratio("torch_eager_original")}
-
-
-def format_table(result: dict) -> str:
-    """The rows as a table, then the speedups."""
-    lines = [f"{result['model']}, batch 1, {result['threads']} thread(s); "
-             f"discovered = individual {result['individual']}",
-             f"{'row':24} {'ms':>10} {'spread':>7} {'MFLOPs':>9} {'params':>10} "
-             f"{'fisher':>7}  what"]
-    if result.get("host"):
-        lines.insert(1, f"measured on {host_label(result['host'])}")
-        elsewhere = [h for h in result.get("search_hosts", [])
-                     if not same_host(h, result["host"])]
-        lines[2:2] = [f"note: the search also ran on {host_label(h)}; programs it found "
-                      "there are measured here" for h in elsewhere]
-    for row in result["rows"]:
-        ms = f"{row['ms']:.3f}" if row["ms"] is not None else "-"
-        spread = f"{row['spread']:.1%}" if row.get("spread") is not None else "-"
-        flops = f"{row['flops'] / 1e6:.1f}" if row.get("flops") is not None else "-"
-        params = f"{row['params']:,}" if row.get("params") is not None else "-"
-        fisher = f"{row['fisher_ratio']:.2f}x" if row.get("fisher_ratio") else "-"
-        lines.append(f"{row['name']:24} {ms:>10} {spread:>7} {flops:>9} {params:>10} "
-                     f"{fisher:>7}  {row['what']}")
-        if row["error"]:
-            lines.append(f"{'':24} error: {row['error']}")
-        if row.get("breakdown"):
-            lines.append(f"{'':24} {_inside(row['breakdown'])}")
-    for key, value in result["speedup"].items():
-        lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
-    blockswap = result.get("blockswap")
-    if blockswap and blockswap["chosen"] is None:
-        least = min((c["violation"] for c in blockswap["tried"] if c["violation"] is not None),
-                    default=None)
-        lines.append(f"blockswap: no uniform factor is legal ({len(blockswap['tried'])} tried"
-                     + (f", smallest violation {least:.3f})" if least is not None else ")"))
-    gflops = result.get("conv_gflops")
-    if gflops and gflops["tvm"] and gflops["torch"]:
-        lines.append(f"discovered convs: {gflops['tvm']:.1f} GFLOP/s in TVM, "
-                     f"{gflops['torch']:.1f} GFLOP/s in PyTorch eager on the same shapes "
-                     f"({gflops['ratio']:.0%})")
-        alone = sum(slot["tvm_ms"] for slot in gflops["slots"])
-        inside = next((row["breakdown"]["conv_ms"] for row in result["rows"]
-                       if row["name"] == "tvm_discovered" and row.get("breakdown")), None)
-        lines.append(f"discovered convs: {alone:.3f} ms in sum, each timed alone and warm"
-                     + (f"; {inside:.3f} ms inside the network" if inside is not None else ""))
-    return "\n".join(lines)
-
-
-def _inside(breakdown: dict) -> str:
-    """One line: where a row's inference time went (`evo.bench.op_profile`)."""
-    return (f"inside: convs {breakdown['conv_ms']:.3f} ms, other ops "
-            f"{breakdown['other_ms']:.3f} ms, VM {breakdown['runtime_ms']:.3f} ms "
-            f"(instrumented run {breakdown['total_ms']:.3f} ms)")
+    return {"vs_program_only": ratio(ms.get("tvm_program_only")),
+            "vs_metaschedule": ratio(ms.get("tvm_metaschedule")),
+            "vs_torch_eager": ratio(ms.get("torch_eager_original")),
+            "vs_best_peer": ratio(best["ms"] if best else None)}

@@ -20,6 +20,7 @@ from evo.analysis import load_run
 from evo.analysis.status import FINISHED
 from evo.errors import UsageError
 from evo.search.config import CONFIG_NAME, RUN_FOLDER, RunConfig
+from evo.search.received import MachineOptions
 from evo.search.runner import resume_run, start_run
 from evo.store.run_store import DB_NAME
 
@@ -91,8 +92,9 @@ def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
     remaining = (config.time_budget_s or 0.0) - _elapsed(snap)
     if remaining < MIN_REMAINING_S and snap.last is not None:
         return False
-    _check(resume_run(folder, time_budget_s=max(remaining, MIN_REMAINING_S), quiet=quiet),
-           folder)
+    # The searches' model and machine options are this command line's (`config`).
+    _check(resume_run(folder, time_budget_s=max(remaining, MIN_REMAINING_S), quiet=quiet,
+                      machine=MachineOptions.of(config), model=config.model), folder)
     return True
 
 

@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from evo.errors import user_error_types
+from evo.errors import INFRASTRUCTURE_EXIT, InfrastructureError, user_error_types
 
 # command name -> module under evo.commands; each module defines
 # HELP (one line), add_arguments(parser) and run(args) -> int.
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "evolve per-layer transformation sequences of CNN convolutions, "
                     "legal by Fisher Potential, measured with TVM.",
     )
+    parser.add_argument("--version", action="version", version=f"evo {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module_name in COMMANDS.items():
@@ -51,14 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """The installed evo-nas package's version (or the source tree's, if not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evo-nas")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help and --version exit 0 from inside argparse
+        if exc.code == 2:  # a refused option, already said in one line
+            return 2
+        raise
     try:
         return int(args._run(args) or 0)
     except user_error_types() as exc:
         print(f"evo {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except InfrastructureError as exc:  # the machinery, not the input, failed
+        print(f"evo {args.command}: error: {exc}", file=sys.stderr)
+        return INFRASTRUCTURE_EXIT
     except KeyboardInterrupt:
         print(f"evo {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ from evo.analysis.changes import changed_names
 from evo.analysis.lineage import Step
 from evo.analysis.snapshot import RunSnapshot
 from evo.errors import UsageError
+from evo.outputs import replacing
 from genomes.sampling import NEURAL_GENE_NAMES
 
 DPI = 120
@@ -260,8 +261,11 @@ def _edit_label(step: Step) -> str:
 
 
 def _save(fig, path: Path) -> Path:
+    """Write the figure as PNG by renaming a complete file onto `path` (never through
+    a link there, see `evo.outputs`)."""
     path = Path(path)
-    fig.savefig(path, dpi=DPI)
+    with replacing(path) as temporary:
+        fig.savefig(temporary, dpi=DPI, format="png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -8,17 +8,33 @@ from pathlib import Path
 
 from evo.analysis.attribution import attribute
 from evo.analysis.lineage import ancestry, fisher_text, format_lineage, latency_text
-from evo.analysis.plots import plot_layer_speedup, plot_lineage, plot_pareto, plot_progress
+from evo.analysis.plots import (
+    plot_layer_speedup,
+    plot_lineage,
+    plot_pareto,
+    plot_progress,
+    pyplot,
+)
 from evo.analysis.snapshot import RunSnapshot, load_run
 from evo.analysis.status import format_status, run_status
+from evo.outputs import check_outputs, write_text
 
 REPORT_DIR = "report"
+FILES = ("report.md", "progress.png", "pareto.png", "lineage.png", "layers.png")
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of the run in `folder` to `out` (default `folder/report`);
-    returns the path of report.md."""
+    returns the path of report.md.
+
+    Checked before anything is written: the run (`load_run`), matplotlib, and every
+    path written: `folder/report` and the files in the report folder must not be
+    links or special files (`evo.outputs`); a folder given as `out` may be a link.
+    Each file is written whole under a temporary name and renamed into place."""
     snap = load_run(folder)
+    check_outputs(Path(out) if out is not None else Path(folder) / REPORT_DIR, FILES,
+                  follow_folder=out is not None)
+    pyplot()
     out = Path(out) if out is not None else Path(folder) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     md = [f"# Run report: {snap.folder.name}", "",
@@ -52,7 +68,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
            f"- `evo train --model {shlex.quote(snap.config.model)} --genome winner/genome.json "
            "--data cifar10:DIR --epochs 200` checks its accuracy.", ""]
     path = out / "report.md"
-    path.write_text("\n".join(md))
+    write_text(path, "\n".join(md))
     return path
 
 

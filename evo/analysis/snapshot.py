@@ -1,11 +1,9 @@
 """A consistent, read-only picture of a run folder, safe while the run is going.
 
-The store is opened read-only (SQLite WAL: readers never block the writer). The
-generations are read first; since a generation's individuals and evaluations are
-committed in the same transaction as its checkpoint, everything the last read
-checkpoint refers to is present when individuals and evaluations are read next.
-Anything newer than that checkpoint is dropped, so the picture is one finished
-generation, never half of one.
+The store is opened read-only (SQLite WAL: readers never block the writer) and read
+with `RunStore.load`: generations first, then what they name, anything newer than
+the last checkpoint dropped, so the picture is one finished generation, never half
+of one; a damaged store is refused in one line.
 """
 
 from __future__ import annotations
@@ -90,8 +88,9 @@ class RunSnapshot:
 def load_run(folder: str | Path) -> RunSnapshot:
     """Read a run folder (finished, running or interrupted) without writing to it.
 
-    Raises UsageError for a path that is not a run folder or a store that is not
-    an evo run store.
+    Raises UsageError for a path that is not a run folder, a `lock` that is not a
+    regular file, a store that is not an evo run store or one that is damaged
+    (`RunStore.open` and `RunStore.load` check it).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -104,16 +103,8 @@ def load_run(folder: str | Path) -> RunSnapshot:
         return RunSnapshot(folder, config, holder=holder)
     store = RunStore.open(folder, readonly=True)
     try:
-        sessions = store.sessions()
-        checkpoints = store.checkpoints()
-        finished = dict(store.generation_times())
-        individuals = store.individuals()
-        evaluations = store.evaluations()
+        stored = store.load()
     finally:
         store.close()
-    last = checkpoints[-1].generation if checkpoints else -1
-    individuals = {i: ind for i, ind in individuals.items() if ind.generation <= last}
-    evaluations = {i: e for i, e in evaluations.items() if i in individuals}
-    finished = {g: t for g, t in finished.items() if g <= last}
-    return RunSnapshot(folder, config, individuals, evaluations, checkpoints, sessions,
-                       finished, holder)
+    return RunSnapshot(folder, config, stored.individuals, stored.evaluations,
+                       stored.checkpoints, stored.sessions, stored.finished_at, holder)

@@ -52,7 +52,8 @@ def run_network(executable: tvm.runtime.Executable, data: np.ndarray) -> np.ndar
 
 @dataclass(frozen=True)
 class Agreement:
-    """How far TVM's output was from PyTorch's on the same input."""
+    """How far a compiled network's output (TVM or a peer) was from PyTorch's on the
+    same input."""
 
     matches: bool
     max_abs_diff: float
@@ -64,6 +65,14 @@ def check_against_torch(module: nn.Module, executable: tvm.runtime.Executable,
                         atol: float = ATOL) -> Agreement:
     """Run `module` (eval mode, no grad) and the executable on one random input and
     compare with `numpy.allclose(tvm, torch, rtol, atol)`."""
+    data, expected = torch_reference(module, input_shape, seed)
+    return compare(run_network(executable, data), expected, rtol, atol)
+
+
+def torch_reference(module: nn.Module, input_shape: tuple[int, ...],
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The random input of seed `seed` and `module`'s output on it (eval mode, no grad;
+    the module's mode is restored)."""
     data = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
     training = module.training
     module.eval()
@@ -72,7 +81,14 @@ def check_against_torch(module: nn.Module, executable: tvm.runtime.Executable,
             expected = module(data).numpy()
     finally:
         module.train(training)
-    got = run_network(executable, data.numpy())
+    return data.numpy(), expected
+
+
+def compare(got: np.ndarray, expected: np.ndarray, rtol: float = RTOL,
+            atol: float = ATOL) -> Agreement:
+    """`numpy.allclose(got, expected, rtol, atol)` with the largest differences; a shape
+    mismatch is a disagreement with infinite differences."""
+    got = np.asarray(got)
     if got.shape != expected.shape:
         return Agreement(False, float("inf"), float("inf"))
     diff = np.abs(got - expected)

@@ -1,4 +1,5 @@
-"""One benchmark row: a whole network compiled by TVM (or run eagerly), checked, timed.
+"""One benchmark row: a whole network compiled by TVM (or run eagerly, or by a peer of
+`evo.bench.peers`), checked, timed.
 
 Failures come back as values (`EndToEnd.error`), never as exceptions, except bad
 input (an untraceable model, a plan for an unknown conv), which raises UsageError.
@@ -26,7 +27,9 @@ class EndToEnd:
     """A row's result: latency, agreement with PyTorch, or the error that stopped it.
 
     `convs` counts the convs compiled with our programs, `fallback` names those
-    compiled by TVM's own conv2d; `compile_seconds` is import plus compile time.
+    compiled by TVM's own conv2d; `compile_seconds` is import plus compile time (for
+    a peer: export, conversion and compilation). `peer` is a peer row's runtime, its
+    version and the settings used (`evo.bench.peers`), None for TVM and eager rows.
     """
 
     latency: Latency | None
@@ -36,6 +39,7 @@ class EndToEnd:
     convs: int = 0
     fallback: tuple[str, ...] = field(default_factory=tuple)
     breakdown: Breakdown | None = None
+    peer: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -49,6 +53,7 @@ class EndToEnd:
             "error": self.error, "compile_seconds": round(self.compile_seconds, 2),
             "convs": self.convs, "fallback": list(self.fallback),
             "breakdown": None if self.breakdown is None else self.breakdown.to_json(),
+            "peer": self.peer,
         }
 
 
@@ -81,12 +86,8 @@ def measured(module: nn.Module, executable: tvm.runtime.Executable,
     agreement = check_against_torch(module, executable, input_shape) if check else None
     latency = time_executable(executable, input_shape, threads=threads)
     breakdown = profile_executable(executable, input_shape, threads=threads)
-    error = None
-    if agreement is not None and not agreement.matches:
-        error = (f"TVM output differs from PyTorch (max abs diff {agreement.max_abs_diff:.3g}, "
-                 f"max rel diff {agreement.max_rel_diff:.3g})")
-    return EndToEnd(latency, agreement, error, compile_seconds, convs, tuple(fallback),
-                    breakdown)
+    return EndToEnd(latency, agreement, mismatch("TVM", agreement), compile_seconds, convs,
+                    tuple(fallback), breakdown)
 
 
 def genome_end_to_end(network: Network, genome: NetworkGenome, target: tvm.target.Target,
@@ -104,6 +105,14 @@ def torch_end_to_end(module: nn.Module, input_shape: tuple[int, ...],
                      threads: int = 2) -> EndToEnd:
     """PyTorch eager latency of `module` with `threads` intra-op threads."""
     return EndToEnd(time_torch(module, input_shape, threads=threads))
+
+
+def mismatch(label: str, agreement: Agreement | None) -> str | None:
+    """The row's error when `label`'s output disagrees with PyTorch, else None."""
+    if agreement is None or agreement.matches:
+        return None
+    return (f"{label} output differs from PyTorch (max abs diff {agreement.max_abs_diff:.3g}, "
+            f"max rel diff {agreement.max_rel_diff:.3g})")
 
 
 def _last_line(exc: BaseException) -> str:

@@ -1,30 +1,33 @@
-"""The MetaSchedule baseline: the original network tuned end to end by TVM MetaSchedule.
+"""The MetaSchedule baseline: the original network tuned end to end by TVM MetaSchedule
+as its users run it: trials per task, the XGBoost cost model, optionally a wall clock.
 
-Tuning runs in a child process (`python -m evo.bench.metaschedule`), which loads
-the network by its model name (as `evo.networks.load_network` does), imports it
-to Relax with TVM's own conv2d, legalizes and fuses it, tunes every fused
-operator with `tvm.s_tir.meta_schedule.relax_integration.tune_relax` (JSON
-database in the work folder, XGBoost cost model when `xgboost` is installed,
-else a random one), compiles with the database (operators without a record get
-`ParallelVectorize`), and exports the library to `WORK/network.so`. The parent
-loads that library, checks it against PyTorch and times it like every other row.
+    row, tuning = metaschedule_end_to_end("resnet18", (1, 3, 32, 32), "out/ms",
+                                          trials_per_task=64, budget_s=7200)
 
-A finished tuning is recorded in `WORK/tuning.json`; a later call with the same
-network, target, trial count and TVM version reuses the database and only
-recompiles. The child isolates the parent from MetaSchedule's worker pools and
-crashes, and from its one-minute import of TVM's tensor intrinsics.
+Tuning runs in a child process (`python -m evo.bench.metaschedule_child`, which says
+what it tunes and how); it exports `WORK/network.so`, and the parent loads that, checks
+it against PyTorch and times it like every other row. The child's output goes to
+`WORK/child.log`; its marker lines tell the parent when tuning starts and ends.
+
+With `budget_s`, the tuning is stopped (the child and its worker pools killed)
+`budget_s` seconds after it started, and a second child compiles with the records
+measured so far; without a `trials_per_task` the budget alone then limits the tuning
+(UNBOUNDED_TRIALS per task). `timeout` limits everything else (loading, compiling).
+The child isolates the parent from MetaSchedule's worker pools and crashes, and from
+its one-minute import of TVM's tensor intrinsics.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +39,27 @@ from evo.networks import load_network
 
 LIBRARY = "network.so"
 RECORD = "tuning.json"
+MARKER = "evo-metaschedule:"  # the child's marker lines start with it
+TRIALS_PER_TASK = 64
+UNBOUNDED_TRIALS = 10_000  # trials per task when a time budget is the limit
+LOG = "child.log"
 
 
 @dataclass(frozen=True)
 class Tuning:
-    """What the child did: tasks, trials asked for and measured, time, reuse."""
+    """What the tuning did: `trials_per_task` x `tasks` = `trials` asked for, `measured`
+    tuning records in the database, `seconds` of tuning (of the tuning that made the
+    database, when `reused`), `budget_s` its wall-clock budget, `stopped` why it ended
+    ("trials": every task done or its search space exhausted; "time budget"), and the
+    cost model ("xgb", or "random" when xgboost or psutil is missing)."""
 
     tasks: int
+    trials_per_task: int
     trials: int
     measured: int
     seconds: float
+    budget_s: float | None
+    stopped: str
     reused: bool
     cost_model: str
 
@@ -54,47 +68,91 @@ class Tuning:
 
 
 def metaschedule_end_to_end(model: str, input_shape: tuple[int, ...], work_dir: str | Path,
-                            trials: int, target: dict | None = None, threads: int = 2,
-                            seed: int = 0, timeout: float = 7200.0,
+                            trials_per_task: int | None = None, budget_s: float | None = None,
+                            target: dict | None = None, threads: int = 2, seed: int = 0,
+                            timeout: float = 3600.0,
                             check: bool = True) -> tuple[EndToEnd, Tuning | None]:
-    """Tune (or reuse) `model` with `trials` MetaSchedule trials in all, then check and
-    time it. Failures (the child crashing, timing out, or TVM errors) are the row's
-    error value."""
+    """Tune (or reuse) `model` with MetaSchedule, then check and time it. Failures (the
+    child crashing or timing out, TVM errors) are the row's error value."""
     from evo.target import host_target_config
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     config = dict(target or host_target_config())
     config.setdefault("num-cores", threads)
+    if trials_per_task is None:
+        trials_per_task = UNBOUNDED_TRIALS if budget_s else TRIALS_PER_TASK
     request = {"model": model, "input_shape": list(input_shape), "seed": seed,
-               "target": config, "trials": trials, "threads": threads}
+               "target": config, "trials_per_task": trials_per_task, "budget_s": budget_s,
+               "threads": threads}
     start = time.perf_counter()
     env = dict(os.environ, TVM_NUM_THREADS=str(threads))
-    child = subprocess.Popen([sys.executable, "-m", "evo.bench.metaschedule", str(work),
-                              json.dumps(request)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, env=env,
-                             start_new_session=True)
-    try:
-        _, stderr = child.communicate(timeout=timeout)
-    except BaseException as exc:  # timeout or Ctrl-C: stop the child and its worker pools
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-        if not isinstance(exc, subprocess.TimeoutExpired):
-            raise
-        return EndToEnd(None, error=f"MetaSchedule: no result within {timeout:.0f} s"), None
+    outcome, detail = _child(work, request, env, budget_s, timeout)
+    if outcome == "budget":
+        request["stopped"] = {"seconds": round(detail, 1)}
+        outcome, detail = _child(work, request, env, None, timeout)
     seconds = time.perf_counter() - start
-    if child.returncode != 0:
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        detail = lines[-1] if lines else f"exit code {child.returncode}"
-        if child.returncode < 0:
-            detail = f"the tuning process died of signal {-child.returncode}{_ffi_hint()}"
+    if outcome != "done":
         return EndToEnd(None, error=f"MetaSchedule: {detail}"[:500],
                         compile_seconds=seconds), None
     tuning = Tuning(**json.loads((work / RECORD).read_text())["tuning"])
     network = load_network(model, input_shape, seed=seed)
     library = tvm.runtime.load_module(str(work / LIBRARY))
     return measured(network.module, library, input_shape, threads, check, seconds), tuning
+
+
+def _child(work: Path, request: dict, env: dict, budget_s: float | None,
+           timeout: float) -> tuple[str, object]:
+    """Run one child to its end. ("done", None); ("budget", seconds tuned) when its
+    tuning ran out of `budget_s` and was killed; ("error", one line) otherwise."""
+    with open(work / LOG, "w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "evo.bench.metaschedule_child",
+                                  str(work), json.dumps(request)], stdout=subprocess.PIPE,
+                                 stderr=log, text=True, env=env, start_new_session=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read, args=(child.stdout, lines), daemon=True).start()
+    phase, deadline, tuning_start = "setup", time.monotonic() + timeout, 0.0
+    try:
+        while True:
+            wait = None if math.isinf(deadline) else max(0.0, deadline - time.monotonic())
+            try:
+                line = lines.get(timeout=wait)
+            except queue.Empty:
+                _kill(child)
+                if phase == "tuning":
+                    return "budget", time.monotonic() - tuning_start
+                return "error", f"no result within {timeout:.0f} s ({phase})"
+            if line is None:
+                break
+            if line == f"{MARKER} tuning":
+                phase, tuning_start = "tuning", time.monotonic()
+                deadline = tuning_start + budget_s if budget_s else math.inf
+            elif line == f"{MARKER} tuned":
+                phase, deadline = "compiling", time.monotonic() + timeout
+        child.wait()
+    except BaseException:  # Ctrl-C: stop the child and its worker pools
+        _kill(child)
+        raise
+    _kill(child)  # worker pools it left behind
+    if child.returncode == 0:
+        return "done", None
+    if child.returncode < 0:
+        return "error", f"the tuning process died of signal {-child.returncode}{_ffi_hint()}"
+    text = (work / LOG).read_text(errors="replace")
+    last = [line for line in text.strip().splitlines() if line.strip()]
+    return "error", last[-1] if last else f"exit code {child.returncode}"
+
+
+def _read(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+def _kill(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _ffi_hint() -> str:
@@ -108,111 +166,3 @@ def _ffi_hint() -> str:
     if release >= (0, 1, 15):
         return " (apache-tvm-ffi >= 0.1.15 crashes TVM 0.27's save_json; install 0.1.14.post0)"
     return ""
-
-
-def _tuning_key(request: dict) -> dict:
-    from evo.bench.relax_import import IMPORT_VERSION
-
-    return {**request, "tvm": tvm.__version__, "import": IMPORT_VERSION}
-
-
-def _tune_and_export(work: Path, request: dict) -> None:
-    """The child: tune (unless already done), compile with the database, export."""
-    from tvm import relax
-    from tvm.relax.backend.cpu_generic import pipeline as cpu
-    from tvm.s_tir import dlight
-    from tvm.s_tir import meta_schedule as ms
-
-    from evo.bench.cpu_schedule import ParallelVectorize
-    from evo.bench.relax_import import to_relax
-
-    shape = tuple(request["input_shape"])
-    network = load_network(request["model"], shape, seed=request["seed"])
-    target = tvm.target.Target(request["target"])
-    mod = to_relax(network.module, shape, own_convs=False).mod
-    with target:
-        mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
-                                        *cpu.library_dispatch_passes(target),
-                                        *cpu.legalize_passes(target)])(mod)
-    record_path = work / RECORD
-    key = _tuning_key(request)
-    previous = json.loads(record_path.read_text()) if record_path.exists() else {}
-    reused = previous.get("key") == key
-    tasks = ms.relax_integration.extract_tasks(mod, target)
-    start = time.perf_counter()
-    cost_model = _cost_model()
-    if not reused:
-        _import_tensor_intrinsics_quickly()
-        record_path.unlink(missing_ok=True)
-        per_task = max(1, math.ceil(request["trials"] / max(len(tasks), 1)))
-        ms.relax_integration.tune_relax(
-            mod, {}, target, str(work), max_trials_global=request["trials"],
-            max_trials_per_task=per_task, num_trials_per_iter=min(64, per_task),
-            builder=ms.builder.LocalBuilder(timeout_sec=600.0,
-                                            initializer=_import_tensor_intrinsics_quickly),
-            runner=ms.runner.LocalRunner(timeout_sec=120.0,
-                                         initializer=_import_tensor_intrinsics_quickly),
-            cost_model=cost_model, seed=request["seed"])
-    database = ms.database.JSONDatabase(work_dir=str(work))
-    with target, database, tvm.transform.PassContext(opt_level=3):
-        mod = relax.transform.MetaScheduleApplyDatabase()(mod)
-        mod = dlight.ApplyDefaultSchedule(ParallelVectorize())(mod)
-        lower = tvm.transform.Sequential([*cpu.dataflow_lower_passes(target),
-                                          *cpu.finalize_passes(target)])
-        executable = tvm.compile(mod, target, relax_pipeline=lower)
-    executable.export_library(str(work / LIBRARY))
-    tuning = Tuning(len(tasks), request["trials"], len(database.get_all_tuning_records()),
-                    round(time.perf_counter() - start, 1), reused, cost_model)
-    record_path.write_text(json.dumps({"key": key, "tuning": tuning.to_json()}, indent=1))
-
-
-def _cost_model() -> str:
-    try:
-        import xgboost  # noqa: F401
-    except ImportError:
-        return "random"
-    return "xgb"
-
-
-def _import_tensor_intrinsics_quickly() -> None:
-    """Import `tvm.s_tir.tensor_intrin` (MetaSchedule needs it) with a cheap
-    `inspect.stack`: TVMScript calls it for each of ~500 functions defined at import,
-    and the full version looks up every frame's module and source (minutes here)."""
-    import inspect
-
-    if "tvm.s_tir.tensor_intrin" in sys.modules:
-        return
-
-    def frames_only(context: int = 1) -> list[inspect.FrameInfo]:
-        frame, stack = sys._getframe(1), []
-        while frame is not None:
-            stack.append(inspect.FrameInfo(frame, frame.f_code.co_filename, frame.f_lineno,
-                                           frame.f_code.co_name, None, None))
-            frame = frame.f_back
-        return stack
-
-    original = inspect.stack
-    inspect.stack = frames_only
-    try:
-        import tvm.s_tir.tensor_intrin  # noqa: F401
-    finally:
-        inspect.stack = original
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="MetaSchedule tuning child of evo bench.")
-    parser.add_argument("work_dir", type=Path)
-    parser.add_argument("request", help="JSON: model, input_shape, seed, target, trials")
-    args = parser.parse_args(argv)
-    from evo.errors import user_error_types
-
-    try:
-        _tune_and_export(args.work_dir, json.loads(args.request))
-    except user_error_types() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

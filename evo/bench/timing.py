@@ -1,6 +1,7 @@
-"""End-to-end latency of a whole network: a compiled TVM module, or PyTorch eager.
+"""End-to-end latency of a whole network: a compiled TVM module, PyTorch eager, or any
+callable running one inference (the peers of `evo.bench.peers`).
 
-Both follow the project's timing protocol (`evo.measure.timing.time_program`):
+All follow the project's timing protocol (`evo.measure.timing.time_program`):
 a warm-up run, repeats long enough (`NETWORK_POLICY`: at least 50 ms each), the
 median of ten repeats, spread = (max - min) / median, the other processes' CPU
 share recorded, a disturbed set re-measured once and flagged if still disturbed.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -87,21 +89,28 @@ def time_torch(module: nn.Module, input_shape: tuple[int, ...], threads: int = 2
     data = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
     try:
         with torch.inference_mode():
-            def time_runs(number: int, repeat: int) -> tuple[list[float], float]:
-                module(data)  # warm-up, as time_evaluator does
-                seconds = []
-                with OtherLoad() as load:
-                    for _ in range(repeat):
-                        start = time.perf_counter()
-                        for _ in range(number):
-                            module(data)
-                        seconds.append((time.perf_counter() - start) / number)
-                return seconds, load.share
-
-            timing = time_program(time_runs, policy)
-            used = torch.get_num_threads()
+            return time_callable(lambda: module(data), torch.get_num_threads(), policy)
     finally:
         torch.set_num_threads(previous_threads)
         module.train(training)
-    return Latency(timing.median_ms, timing.spread, timing.repeats, timing.number, used,
+
+
+def time_callable(run: Callable[[], object], threads: int,
+                  policy: TimingPolicy = NETWORK_POLICY) -> Latency:
+    """Time `run()` (one inference, its input already bound) by the protocol above: a
+    warm-up call before each set of repeats, `number` calls per repeat. `threads` is
+    the thread count the caller fixed, recorded with the result."""
+    def time_runs(number: int, repeat: int) -> tuple[list[float], float]:
+        run()  # warm-up, as time_evaluator does
+        seconds = []
+        with OtherLoad() as load:
+            for _ in range(repeat):
+                start = time.perf_counter()
+                for _ in range(number):
+                    run()
+                seconds.append((time.perf_counter() - start) / number)
+        return seconds, load.share
+
+    timing = time_program(time_runs, policy)
+    return Latency(timing.median_ms, timing.spread, timing.repeats, timing.number, threads,
                    timing.other_load, timing.flagged)

@@ -6,12 +6,15 @@ import argparse
 
 HELP = ("Measure, in one process and one sitting, whole networks end to end (batch 1): the "
         "original under TVM (a program-only search's best or the template schedule), under "
-        "MetaSchedule and in PyTorch eager, a BlockSwap-style baseline, and the best legal "
-        "discovered network in TVM and in PyTorch eager. With --model and --time-budget it "
-        "first runs the full search and its program-only twin itself.")
+        "MetaSchedule, in PyTorch eager and in the peers a user would deploy instead "
+        "(torch.compile, ONNX Runtime, OpenVINO), a BlockSwap-style baseline, and the best "
+        "legal discovered network in TVM, PyTorch eager and the peers. With --model and "
+        "--time-budget it first runs the full search and its program-only twin itself.")
+DEFAULT_PEERS = "torch_compile,onnxruntime,openvino"  # evo.bench.peers.DEFAULT_PEERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo import options as o
     from evo.search.config import FISHER_BN_MODES, RunConfig
 
     d = RunConfig()
@@ -23,13 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="search time of each of the two searches, e.g. 2h, 30m")
     source.add_argument("--input-shape", metavar="N,C,H,W",
                         help="input shape for --model (default 1,3,32,32)")
-    source.add_argument("--population", type=int, default=d.population,
+    source.add_argument("--population", type=o.POPULATION.arg(), default=d.population,
                         help=f"individuals per generation of the searches (default "
                              f"{d.population})")
-    source.add_argument("--seed", type=int, default=d.seed,
+    source.add_argument("--seed", type=o.SEED.arg(), default=d.seed,
                         help=f"searches' seed (default {d.seed})")
-    source.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
-    source.add_argument("--threshold", type=float, default=d.threshold,
+    source.add_argument("--jobs", type=o.JOBS.arg(), help="parallel builds (default: all cores)")
+    source.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
                         help=f"the searches' capacity threshold (default {d.threshold})")
     source.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
@@ -39,14 +42,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "measurements)")
     source.add_argument("--run", metavar="DIR",
                         help="benchmark the best legal network of this finished search")
-    source.add_argument("--id", type=int, help="with --run: this individual instead of the best")
+    source.add_argument("--id", type=o.IDENTIFIER.arg(),
+                        help="with --run: this individual instead of the best")
     source.add_argument("--program-run", metavar="DIR",
                         help="with --run: a --program-only run of the same model and budget; "
                              "its best is row 1 (default: the template schedule)")
-    parser.add_argument("--metaschedule-trials", type=int, default=64, metavar="N",
-                        help="MetaSchedule trials for row 2 (default 64; 0 skips the row)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="threads for TVM and PyTorch (default 2)")
+    parser.add_argument("--metaschedule-trials-per-task", "--metaschedule-trials",
+                        dest="trials_per_task", type=o.count(0, 100_000).arg(), metavar="N",
+                        help="MetaSchedule trials for each of the network's tasks in row 2 "
+                             "(default 64, or no limit within a time budget; 0 skips the "
+                             "row). --metaschedule-trials is the old spelling, now per task")
+    parser.add_argument("--metaschedule-time-budget", metavar="T",
+                        help="stop MetaSchedule's tuning after T, e.g. 2h (default: the "
+                             "program-only search's time budget, if it had one; 'none': "
+                             "no budget)")
+    parser.add_argument("--peers", default=DEFAULT_PEERS, metavar="NAMES",
+                        help=f"peers measured on the original and the discovered network, "
+                             f"comma-separated, of torch_compile, torch_compile_max_autotune, "
+                             f"onnxruntime, openvino; 'none' for none (default {DEFAULT_PEERS})")
+    parser.add_argument("--threads", type=o.THREADS.arg(), default=2,
+                        help="threads for TVM, PyTorch and the peers (default 2)")
     parser.add_argument("--out", metavar="DIR",
                         help="with --model: the benchmark folder (searches, MetaSchedule "
                              "database, result.json; default runs/bench-MODEL-T); with --run: "
@@ -62,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
     from evo.errors import UsageError
 
-    if args.threads < 1 or args.metaschedule_trials < 0:
-        raise UsageError("--threads must be >= 1 and --metaschedule-trials >= 0")
     if (args.model is None) == (args.run is None):
         raise UsageError("give either --model M --time-budget T (run the searches) or "
                          "--run DIR (a finished search)")
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # before anything starts TVM's pool
+    peers = _peers(args.peers)
+    budget = _metaschedule_budget(args.metaschedule_time_budget)
     from evo.bench_report import benchmark, format_table
 
     if args.run is not None:
@@ -80,11 +95,46 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_dir, program_run, out = _searches(args)
         chosen = None
-    result = benchmark(run_dir, chosen, program_run, args.metaschedule_trials, args.threads, out)
+    if budget == "program-only":
+        from evo.search.config import RunConfig
+
+        budget = RunConfig.load(program_run).time_budget_s if program_run else None
+    result = benchmark(run_dir, chosen, program_run, args.trials_per_task, args.threads, out,
+                       budget, peers)
     if args.model is not None:
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0 if all(row["error"] is None for row in result["rows"]) else 1
+
+
+def _peers(text: str) -> tuple[str, ...]:
+    """The --peers names, checked against `evo.bench.peers.PEERS`."""
+    from evo.bench.peers import PEERS
+    from evo.errors import UsageError
+
+    names = () if text.strip() == "none" else tuple(n.strip() for n in text.split(","))
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise UsageError(f"--peers: unknown peer {unknown[0]!r} (known: {', '.join(PEERS)}, "
+                         f"or none)")
+    return names
+
+
+def _metaschedule_budget(text: str | None) -> float | None | str:
+    """--metaschedule-time-budget in seconds, None for 'none', "program-only" when not
+    given (the program-only run's budget, known once it is)."""
+    from evo.errors import UsageError
+    from evo.search.config import parse_duration
+
+    if text is None:
+        return "program-only"
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--time-budget", "--metaschedule-time-budget")) \
+            from None
 
 
 def _searches(args: argparse.Namespace):

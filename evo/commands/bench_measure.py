@@ -15,20 +15,22 @@ GOAL_SPREAD = 0.03
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layers", type=int, default=40, metavar="N",
+    from evo import options as o
+
+    parser.add_argument("--layers", type=o.count(1, 100_000).arg(), default=40, metavar="N",
                         help="random layer programs to build and measure per --jobs value "
                              "(default 40)")
-    parser.add_argument("--seconds", type=float, default=300.0, metavar="S",
+    parser.add_argument("--seconds", type=o.DURATION_S.arg(), default=300.0, metavar="S",
                         help="stop each throughput run after S seconds (default 300)")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], metavar="N",
+    parser.add_argument("--jobs", type=o.JOBS.arg(), nargs="+", default=[1, 2], metavar="N",
                         help="build worker counts to compare (default: 1 2)")
-    parser.add_argument("--repeats", type=int, default=10, metavar="R",
+    parser.add_argument("--repeats", type=o.count(2, 10_000).arg(), default=10, metavar="R",
                         help="times to measure the one program for the spread (default 10)")
-    parser.add_argument("--threads", type=int, metavar="N",
+    parser.add_argument("--threads", type=o.THREADS.arg(), metavar="N",
                         help="runtime threads while timing (default: all cores)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--target", metavar="JSON",
-                        help="TVM target as JSON (default: llvm for this CPU)")
+    parser.add_argument("--seed", type=o.SEED.arg(), default=0, help="random seed (default 0)")
+    parser.add_argument("--target", metavar="JSON", type=o.target_arg,
+                        help="TVM target as JSON or TVM's 'llvm -mcpu=CPU' (default: this CPU)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 

@@ -20,17 +20,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "this CPU)")
     parser.add_argument("--no-tvm", action="store_true",
                         help="only the genome and the PyTorch model, no TVM libraries")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="import the model file or module the run's config.json names "
+                             "(a run folder may come from someone else; zoo models need "
+                             "nothing)")
 
 
 def run(args: argparse.Namespace) -> int:
     from evo.export import export_individual
 
-    s = export_individual(args.run, args.id, args.out, args.target, tvm=not args.no_tvm)
+    s = export_individual(args.run, args.id, args.out, args.target, tvm=not args.no_tvm,
+                          trust_model_code=args.trust_model_code)
     latency = f", {s['latency_ms']:.4f} ms" if s["latency_ms"] is not None else ""
     print(f"exported individual {s['individual']}{latency} to {s['out']}: genome.json, "
           f"model.json, weights.pt")
     if s["tvm"]:
         print(f"  {s['slots']} convs compiled for {s['tvm']} in {s['out']}/tvm; "
               f"run them with: python {s['out']}/run_tvm.py [--check]")
-    print(f"  load the PyTorch model with: evo.load_model({s['out']!r})")
+    trust = ", trust_model_code=True" if s["model_code"] else ""
+    print(f"  load the PyTorch model with: evo.load_model({s['out']!r}{trust})")
     return 0

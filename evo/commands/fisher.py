@@ -14,6 +14,7 @@ HELP = ("Fisher Potential of a network at initialisation (BlockSwap), and with -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo import options as o
     from evo.search.config import FISHER_BN_MODES, RunConfig
 
     parser.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
@@ -27,21 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cifar10:DIR (CIFAR-10 binary data_batch_*.bin), npz:FILE "
                              "(arrays x, y; no pickle) or imagefolder:PATH (a folder or zip "
                              "of one image folder per class)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=o.SEED.arg(), default=0,
                         help="seed for the minibatch and the weights (default 0)")
-    parser.add_argument("--batch", type=int, default=16,
+    parser.add_argument("--batch", type=o.FISHER_BATCH.arg(), default=16,
                         help="minibatch size (default 16)")
     parser.add_argument("--bn", choices=FISHER_BN_MODES, default=RunConfig.fisher_bn,
                         help="BatchNorm while measuring: its initial running statistics, "
                              "transformed convs inheriting the original's weights (default), or "
                              "the minibatch's statistics (the paper's setting); see README")
-    parser.add_argument("--threshold", type=float, default=1.0,
+    parser.add_argument("--threshold", type=o.THRESHOLD.arg(), default=1.0,
                         help="legal when potential >= threshold x the original's (default 1.0)")
     parser.add_argument("--scope", choices=("network", "layer"), default="network",
                         help="compare whole-network totals (default) or every slot's share")
     parser.add_argument("--cache", metavar="FILE",
                         help="SQLite file to reuse Fisher Potentials across runs")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=o.THREADS.arg(), default=1,
                         help="torch threads for the forward and backward pass (default 1)")
     parser.add_argument("--per-slot", action="store_true",
                         help="also print each slot's potential")

@@ -11,6 +11,8 @@ HELP = ("Measure a network's conv layers (its slots) under a genome with TVM, or
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo import options as o
+
     parser.add_argument("--model", required=True, metavar="M",
                         help="zoo name (e.g. tiny, resnet18) or path/to/file.py:factory")
     parser.add_argument("--genome", metavar="FILE",
@@ -20,18 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--evaluator", choices=("tvm", "analytic"), default="tvm",
                         help="tvm: build and time each layer (default); analytic: a "
                              "deterministic roofline estimate, no build")
-    parser.add_argument("--jobs", type=int, metavar="N",
+    parser.add_argument("--jobs", type=o.JOBS.arg(), metavar="N",
                         help="parallel builds (default: all cores)")
-    parser.add_argument("--threads", type=int, metavar="N",
+    parser.add_argument("--threads", type=o.THREADS.arg(), metavar="N",
                         help="runtime threads while timing (default: all cores)")
     parser.add_argument("--cache", metavar="PATH", default=None,
                         help="measurement cache shared by runs "
                              "(default runs/.cache/measurements.sqlite)")
     parser.add_argument("--no-cache", action="store_true",
                         help="measure everything again and store nothing")
-    parser.add_argument("--target", metavar="JSON",
-                        help='TVM target as JSON (default: llvm for this CPU, e.g. '
-                             '\'{"kind": "llvm", "mcpu": "znver4"}\')')
+    parser.add_argument("--target", metavar="JSON", type=o.target_arg,
+                        help='TVM target as JSON or TVM\'s "llvm -mcpu=CPU" (default: llvm '
+                             'for this CPU, e.g. \'{"kind": "llvm", "mcpu": "znver4"}\')')
     parser.add_argument("--runner", metavar="rpc://HOST:PORT/KEY",
                         help="time on a device behind a TVM RPC tracker instead of here")
     parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Dask cluster (needs --scheduler)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
-    parser.add_argument("--build-timeout", type=float, default=60.0, metavar="S",
+    parser.add_argument("--build-timeout", type=o.BUILD_TIMEOUT_S.arg(), default=60.0, metavar="S",
                         help="kill a build after S seconds and record an error (default 60)")
     parser.add_argument("--json", action="store_true",
                         help='print {"total_ms": ..., "slots": [{"id": ..., "ms": ..., '
@@ -48,12 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from evo.errors import UsageError
-    from evo.measure import DEFAULT_CACHE, LayerJob, make_evaluator
+    from evo.measure import DEFAULT_CACHE, LayerJob, check_measurement_options, make_evaluator
     from evo.networks import load_network, parse_input_shape, transform_network
     from genomes.genome import NetworkGenome, load_genome_file
 
     if args.no_cache and args.cache:
         raise UsageError("--cache and --no-cache contradict each other")
+    check_measurement_options(args.evaluator, args.runner, args.backend, args.scheduler)
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
     genome = NetworkGenome()
     if args.genome:
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     evaluator = make_evaluator(args.evaluator, target=args.target, jobs=args.jobs,
                                cache_path=cache, runner=args.runner, backend=args.backend,
                                scheduler=args.scheduler, build_timeout_s=args.build_timeout,
-                               threads=args.threads)
+                               threads=args.threads, preflight=True)
     slot_ids = list(transform.plans)
     jobs = [LayerJob(transform.plans[s].spec, genome.layer(s)) for s in slot_ids]
     try:
@@ -105,8 +108,9 @@ def _print_table(slots: list[dict], total: float | None, distinct: int, evaluato
     width = max(len(s["id"]) for s in slots)
     print(f"{'slot':<{width}}  {'layer':<28} {'genes':>5} {'ms':>9} {'spread':>7}  source")
     for s in slots:
-        if s["error"]:
-            print(f"{s['id']:<{width}}  {s['spec']:<28} {s['genes']:>5}  error: {s['error']}")
+        if s["error"]:  # a build's error may end with its stderr's last lines
+            error = s["error"].replace("\n", "\n" + " " * (width + 2))
+            print(f"{s['id']:<{width}}  {s['spec']:<28} {s['genes']:>5}  error: {error}")
             continue
         source = "cache" if s["cached"] else evaluator
         flag = "  flagged" if s["flagged"] else ""

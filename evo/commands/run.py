@@ -9,7 +9,14 @@ HELP = ("Start an evolutionary search for faster versions of a CNN's convolution
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from evo.search.config import EVALUATORS, FISHER_BN_MODES, STRATEGIES, RunConfig
+    from evo import options as o
+    from evo.search.config import (
+        CAPACITY_MEASURES,
+        EVALUATORS,
+        FISHER_BN_MODES,
+        STRATEGIES,
+        RunConfig,
+    )
 
     d = RunConfig()
     net = parser.add_argument_group("network")
@@ -25,31 +32,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
                         help="nsga2: latency vs Fisher Potential with the capacity constraint "
                              "(default); aging: regularized evolution; ga: latency only")
-    search.add_argument("--population", type=int, default=d.population,
+    search.add_argument("--population", type=o.POPULATION.arg(), default=d.population,
                         help=f"individuals per generation (default {d.population})")
-    search.add_argument("--generations", type=int, default=d.generations,
+    search.add_argument("--generations", type=o.GENERATIONS.arg(), default=d.generations,
                         help=f"generations after the initial one (default {d.generations})")
     search.add_argument("--time-budget", metavar="T",
                         help="stop after this much search time, e.g. 90s, 15m, 2h, 1h30m")
-    search.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
-    search.add_argument("--crossover-prob", type=float, default=d.crossover_prob,
+    search.add_argument("--seed", type=o.SEED.arg(), default=d.seed,
+                        help="random seed, 0 <= S < 2**32 (default 0)")
+    search.add_argument("--crossover-prob", type=o.PROBABILITY.arg(), default=d.crossover_prob,
                         help=f"probability a child is made by crossover (default "
                              f"{d.crossover_prob})")
-    search.add_argument("--initial-genes", type=int, default=d.initial_genes,
+    search.add_argument("--initial-genes", type=o.INITIAL_GENES.arg(), default=d.initial_genes,
                         help=f"genes inserted into each initial mutant (default "
                              f"{d.initial_genes})")
     search.add_argument("--program-only", action="store_true",
                         help="program genes only: search schedules, never change the network")
     cap = parser.add_argument_group("capacity")
-    cap.add_argument("--threshold", type=float, default=d.threshold,
-                     help="legal when Fisher Potential >= threshold x the original's "
+    cap.add_argument("--capacity", choices=CAPACITY_MEASURES, default=d.capacity,
+                     help="what legality measures: the Fisher Potential (default), the "
+                          "slot convs' params or flops, or a zero-cost proxy (synflow, "
+                          "snip, grad_norm, naswot); see benchmarks/RESULTS.md for how "
+                          "each predicts trained accuracy")
+    cap.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
+                     help="legal when the capacity measure >= threshold x the original's "
                           "(default 1.0)")
     cap.add_argument("--scope", choices=("network", "layer"), default=d.scope,
-                     help="compare Fisher Potential for the whole network or per layer")
+                     help="compare the measure for the whole network or per layer "
+                          "(fisher, params, flops)")
     cap.add_argument("--data", default=d.data,
                      help="minibatch for Fisher Potential: synthetic, cifar10:DIR, npz:FILE "
                           "or imagefolder:PATH")
-    cap.add_argument("--fisher-batch", type=int, default=d.fisher_batch,
+    cap.add_argument("--fisher-batch", type=o.FISHER_BATCH.arg(), default=d.fisher_batch,
                      help=f"minibatch size for Fisher Potential (default {d.fisher_batch})")
     cap.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                      help="BatchNorm while measuring: its initial running statistics with "
@@ -60,8 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     meas.add_argument("--evaluator", choices=EVALUATORS, default=d.evaluator,
                       help="tvm: build and time each conv (default); analytic: deterministic "
                            "estimate, for dry runs")
-    meas.add_argument("--jobs", type=int, help="parallel builds (default: all cores)")
-    meas.add_argument("--target", metavar="JSON", help="TVM target as JSON (default: this CPU)")
+    meas.add_argument("--jobs", type=o.JOBS.arg(), help="parallel builds (default: all cores)")
+    meas.add_argument("--target", metavar="JSON", type=o.target_arg,
+                      help="TVM target as JSON, or TVM's 'llvm -mcpu=CPU' (default: this CPU)")
+    meas.add_argument("--build-timeout", type=o.BUILD_TIMEOUT_S.arg(), default=d.build_timeout_s,
+                      metavar="S", help=f"kill a build after S seconds; the candidate gets an "
+                                        f"error (default {d.build_timeout_s:g})")
     meas.add_argument("--cache", metavar="PATH",
                       help="measurement cache shared by runs (default "
                            "runs/.cache/measurements.sqlite)")
@@ -77,29 +95,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The RunConfig these options describe (raises UsageError on bad values)."""
-    from evo.errors import UsageError
+    from evo.measure import check_measurement_options
     from evo.networks.loading import parse_input_shape
     from evo.search.config import RunConfig, parse_duration
 
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    if args.fisher_batch < 1:
-        raise UsageError("--fisher-batch must be at least 1")
-    if args.initial_genes < 1:
-        raise UsageError("--initial-genes must be at least 1")
-    if args.backend == "dask" and not args.scheduler:
-        raise UsageError("--backend dask needs --scheduler ADDRESS")
+    check_measurement_options(args.evaluator, args.runner, args.backend, args.scheduler)
     return RunConfig(
         model=args.model, input_shape=shape, strategy=args.strategy,
         population=args.population, generations=args.generations,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
         seed=args.seed, evaluator=args.evaluator, jobs=args.jobs, target=args.target,
         cache=args.cache, runner=args.runner, backend=args.backend, scheduler=args.scheduler,
-        threshold=args.threshold, scope=args.scope, data=args.data,
+        capacity=args.capacity, threshold=args.threshold, scope=args.scope, data=args.data,
         fisher_batch=args.fisher_batch, fisher_bn=args.fisher_bn,
         crossover_prob=args.crossover_prob,
         initial_genes=args.initial_genes, neural=not args.program_only,
+        build_timeout_s=args.build_timeout,
     )
 
 

@@ -10,21 +10,25 @@ HELP = ("Decode N random genomes for one conv layer, run each in TVM and in PyTo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evo import options as o
+
     parser.add_argument("--layer", required=True, metavar="CI,CO,H,W,K,STRIDE",
                         help="the layer: input/output channels, height, width, kernel, stride "
                              "(optionally ,GROUPS[,BATCH])")
-    parser.add_argument("--random", type=int, default=50, metavar="N",
+    parser.add_argument("--random", type=o.count(0, 1_000_000).arg(), default=50, metavar="N",
                         help="how many random genomes to check (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--length", type=int, default=8, metavar="L",
+    parser.add_argument("--seed", type=o.SEED.arg(), default=0, help="random seed (default 0)")
+    parser.add_argument("--length", type=o.count(0, 1000).arg(), default=8, metavar="L",
                         help="at most L genes per genome (default 8)")
     parser.add_argument("--genome", metavar="FILE",
                         help="also check this layer genome (a JSON list of genes)")
-    parser.add_argument("--target", metavar="JSON",
-                        help='TVM target as JSON (default: llvm for this CPU, e.g. '
-                             '\'{"kind": "llvm", "mcpu": "znver4"}\')')
-    parser.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (1e-4)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance (1e-4)")
+    parser.add_argument("--target", metavar="JSON", type=o.target_arg,
+                        help='TVM target as JSON or TVM\'s "llvm -mcpu=CPU" (default: llvm '
+                             'for this CPU, e.g. \'{"kind": "llvm", "mcpu": "znver4"}\')')
+    parser.add_argument("--rtol", type=o.TOLERANCE.arg(), default=1e-4,
+                        help="relative tolerance (1e-4)")
+    parser.add_argument("--atol", type=o.TOLERANCE.arg(), default=1e-4,
+                        help="absolute tolerance (1e-4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

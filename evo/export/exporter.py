@@ -8,14 +8,22 @@ from typing import Any
 
 from evo.analysis.snapshot import load_run
 from evo.errors import UsageError
-from evo.export.model_files import save_model
+from evo.export.model_files import output_files, save_model
+from evo.networks.trust import check_model_code, model_is_code
+from evo.outputs import check_outputs
 
 
 def export_individual(run: str | Path, ident: int | None, out: str | Path,
-                      target: str | None = None, tvm: bool = True) -> dict[str, Any]:
+                      target: str | None = None, tvm: bool = True,
+                      trust_model_code: bool = False) -> dict[str, Any]:
     """Write individual `ident` (default: the best legal one) of the run into `out`:
     genome.json, model.json and weights.pt (see `load_model`) and, if `tvm`, the
-    compiled convs in `out/tvm/` with `out/run_tvm.py`. Returns a summary dict."""
+    compiled convs in `out/tvm/` with `out/run_tvm.py`. Returns a summary dict.
+
+    Checked before anything is written: the run (`load_run`), the individual, the
+    model code (a model file or module the run's config.json names is imported only
+    with `trust_model_code`), the TVM target, the network, and every path written
+    (no link or special file in `out`, see `evo.outputs`)."""
     from evo.networks import load_network, transform_network
 
     snap = load_run(run)
@@ -24,13 +32,24 @@ def export_individual(run: str | Path, ident: int | None, out: str | Path,
     evaluation = snap.evaluations.get(ident)
     config = snap.config
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+    check_model_code(config.model, f"{run}/config.json", trust_model_code)
+    check_outputs(out, follow_folder=True)
+    compile_for = None
+    if tvm:
+        from evo.target import make_target
+
+        compile_for = make_target(target if target is not None else config.target)
     network = load_network(config.model, config.input_shape, seed=config.seed)
     transform = transform_network(network, individual.genome, seed=config.seed)
     if transform.error is not None:
         raise UsageError(f"individual {ident} does not apply to {config.model}: "
                          f"{transform.error}")
+    check_outputs(out, output_files(config.model), follow_folder=True)
+    if tvm:
+        from evo.export.tvm_files import TVM_DATA_FILES, TVM_FILES, library_names
+
+        check_outputs(out, TVM_FILES, follow_folder=True)
+        check_outputs(out / "tvm", library_names(transform.plans) + TVM_DATA_FILES)
     extra = {"run": str(Path(run).resolve()), "individual": ident,
              "latency_ms": evaluation.latency_ms if evaluation else None,
              "fisher": evaluation.fisher if evaluation else None,
@@ -38,12 +57,12 @@ def export_individual(run: str | Path, ident: int | None, out: str | Path,
     save_model(out, config.model, network.input_shape, config.seed, individual.genome,
                transform.module, extra)
     summary = {"individual": ident, "out": str(out), "slots": len(transform.plans),
-               "tvm": None, **{k: extra[k] for k in ("latency_ms", "fisher")}}
+               "tvm": None, "model_code": model_is_code(config.model),
+               **{k: extra[k] for k in ("latency_ms", "fisher")}}
     if tvm:
         from evo.export.tvm_files import export_tvm
-        from evo.target import make_target
 
         manifest = export_tvm(out, transform.module, transform.plans, network.input_shape,
-                              make_target(target if target is not None else config.target))
+                              compile_for)
         summary["tvm"] = manifest["target"]
     return summary

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from evo.errors import UsageError
+from evo.outputs import replacing, write_text
 from genomes.genes import GenomeFormatError
 from genomes.genome import NetworkGenome
 
@@ -46,25 +47,36 @@ def portable_model(model: str, out: Path) -> str:
     source = Path(where)
     if not source.is_file():
         raise UsageError(f"model file {source}: no such file (needed to export the model)")
-    shutil.copyfile(source, out / source.name)
+    with replacing(out / source.name) as copy:
+        shutil.copyfile(source, copy)
     return f"{source.name}:{name}"
 
 
 def save_model(out: str | Path, model: str, input_shape: tuple[int, ...], seed: int,
                genome: NetworkGenome, module: nn.Module,
                extra: dict[str, Any] | None = None) -> Path:
-    """Write model.json, genome.json and weights.pt for `module` into `out`."""
+    """Write model.json, genome.json and weights.pt for `module` into `out`, each
+    whole under a temporary name renamed into place (never through a link there;
+    `output_files` lists what to check first with `evo.outputs.check_outputs`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = {"format": FORMAT, "version": VERSION, "model": portable_model(model, out),
             "input_shape": list(input_shape), "seed": seed, **(extra or {})}
-    (out / GENOME_JSON).write_text(json.dumps(genome.to_json(), indent=2) + "\n")
+    write_text(out / GENOME_JSON, json.dumps(genome.to_json(), indent=2) + "\n")
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    temporary = out / (WEIGHTS + ".partial")
-    torch.save(state, temporary)
-    temporary.replace(out / WEIGHTS)
-    (out / MODEL_JSON).write_text(json.dumps(info, indent=2) + "\n")
+    with replacing(out / WEIGHTS) as temporary:
+        torch.save(state, temporary)
+    write_text(out / MODEL_JSON, json.dumps(info, indent=2) + "\n")
     return out
+
+
+def output_files(model: str) -> list[str]:
+    """The files `save_model` writes for `model` (a model file is copied in)."""
+    names = [GENOME_JSON, WEIGHTS, MODEL_JSON]
+    where = model.rsplit(":", 1)[0] if ":" in model else ""
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        names.append(Path(where).name)
+    return names
 
 
 def read_model_info(path: str | Path) -> dict[str, Any]:
@@ -73,11 +85,12 @@ def read_model_info(path: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such model folder")
     info_path = folder / MODEL_JSON
+    _regular(info_path)
     try:
         info = json.loads(info_path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{folder}: not an exported model (no {MODEL_JSON})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{info_path}: unreadable ({type(exc).__name__})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise UsageError(f"{info_path}: not an evo model description")
@@ -93,17 +106,26 @@ def read_model_info(path: str | Path) -> dict[str, Any]:
     return info
 
 
-def build_model(path: str | Path) -> tuple[nn.Module, dict[str, Any], NetworkGenome]:
-    """The freshly initialised transformed module described by an exported folder."""
+def build_model(path: str | Path, trust_model_code: bool = False
+                ) -> tuple[nn.Module, dict[str, Any], NetworkGenome]:
+    """The freshly initialised transformed module described by an exported folder.
+
+    A model.json naming a model file or module (not a zoo name) is imported only with
+    `trust_model_code` (see `evo.networks.trust`); else UsageError."""
     from evo.networks import load_network, transform_network
+    from evo.networks.trust import check_model_code
 
     folder = Path(path)
     info = read_model_info(folder)
+    check_model_code(info["model"], str(folder / MODEL_JSON), trust_model_code,
+                     how="call load_model(..., trust_model_code=True)")
+    _regular(folder / GENOME_JSON)
     try:
         genome = NetworkGenome.from_json(json.loads((folder / GENOME_JSON).read_text()))
     except FileNotFoundError:
         raise UsageError(f"{folder}: not an exported model (no {GENOME_JSON})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, GenomeFormatError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, GenomeFormatError,
+            RecursionError) as exc:
         raise UsageError(f"{folder / GENOME_JSON}: {exc}") from None
     model = info["model"]
     where = model.rsplit(":", 1)[0]
@@ -115,6 +137,12 @@ def build_model(path: str | Path) -> tuple[nn.Module, dict[str, Any], NetworkGen
         raise UsageError(f"{folder / GENOME_JSON}: does not apply to {info['model']} "
                          f"({transform.error})")
     return transform.module, info, genome
+
+
+def _regular(path: Path) -> None:
+    """Refuse a FIFO or other special file where a file is read (it could block)."""
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -164,11 +192,14 @@ def normalisation(info: dict[str, Any], where: Path) -> tuple[list[float], list[
     return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
 
 
-def load_model(path: str | Path) -> nn.Module:
+def load_model(path: str | Path, trust_model_code: bool = False) -> nn.Module:
     """The transformed PyTorch model exported to `path` (by `evo export` or `evo train`),
     with its saved weights, in eval mode. Needs neither the run store nor TVM. A trained
-    model (model.json records its normalisation) takes images scaled to [0, 1]."""
-    module, info, _ = build_model(path)
+    model (model.json records its normalisation) takes images scaled to [0, 1].
+
+    A folder whose model.json names a model file or module imports and runs that code:
+    refused (UsageError) unless `trust_model_code=True`; zoo models need nothing."""
+    module, info, _ = build_model(path, trust_model_code)
     norm = normalisation(info, Path(path) / MODEL_JSON)
     state = load_weights(Path(path) / WEIGHTS)
     try:

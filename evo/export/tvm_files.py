@@ -11,6 +11,7 @@ and `DIR/run_tvm.py`, a script that loads and runs them (numpy and TVM only).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,20 @@ import torch
 from torch import nn
 
 from evo.errors import UsageError
+from evo.outputs import replacing, write_text
 from genomes.plan import LayerPlan
 from genomes.tvm_decoder import pack_weights
 
 TEMPLATE = Path(__file__).with_name("run_tvm_template.py")
+TVM_FILES = ["run_tvm.py"]  # in the export folder, besides its tvm/
+TVM_DATA_FILES = ["weights.npz", "check.npz", "manifest.json"]  # in its tvm/
+
+
+def library_names(plans: dict[str, LayerPlan]) -> list[str]:
+    """The file name of each slot's compiled library, in order: its index and its id,
+    any character but letters, digits, `.`, `_` and `-` made `_` (an id may hold `/`)."""
+    return [f"{index:03d}_{re.sub(r'[^A-Za-z0-9._-]', '_', slot)}.so"
+            for index, slot in enumerate(plans)]
 
 
 def slot_io(module: nn.Module, slots: list[str], input_shape: tuple[int, ...],
@@ -60,7 +71,7 @@ def export_tvm(out: str | Path, module: nn.Module, plans: dict[str, LayerPlan],
     folder.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     entries = []
-    for index, (slot, plan) in enumerate(plans.items()):
+    for library, (slot, plan) in zip(library_names(plans), plans.items(), strict=True):
         conv = module.get_submodule(slot)
         weights = [w.detach().numpy() for w in conv.weights()]
         keys = [f"{slot}/w{i}" for i in range(len(weights))]
@@ -72,20 +83,23 @@ def export_tvm(out: str | Path, module: nn.Module, plans: dict[str, LayerPlan],
             lib = compile_plan(plan, target)
         except CompileError as exc:
             raise UsageError(f"slot {slot} does not compile with TVM: {exc}") from None
-        library = f"{index:03d}_{slot}.so"
-        lib.export_library(str(folder / library))
+        with replacing(folder / library) as temporary:
+            lib.export_library(str(temporary))
         spec = plan.spec
         shape = [spec.batch, spec.in_channels, spec.height, spec.width]
         entries.append({"id": slot, "library": library, "input_shape": shape,
                         "output_shape": list(plan.out_shape), "weights": keys,
                         "bias": f"{slot}/bias" if bias is not None else None,
                         "pieces": len(plan.pieces)})
-    np.savez(folder / "weights.npz", **arrays)
+    with replacing(folder / "weights.npz") as temporary:
+        np.savez(temporary, **arrays)
     check = {}
     for slot, (x, y) in slot_io(module, list(plans), input_shape).items():
         check[f"{slot}/input"], check[f"{slot}/output"] = x, y
-    np.savez(folder / "check.npz", **check)
+    with replacing(folder / "check.npz") as temporary:
+        np.savez(temporary, **check)
     manifest = {"target": target_key(target), "slots": entries}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    shutil.copyfile(TEMPLATE, Path(out) / "run_tvm.py")
+    write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    with replacing(Path(out) / "run_tvm.py") as temporary:
+        shutil.copyfile(TEMPLATE, temporary)
     return manifest

@@ -1,13 +1,19 @@
 """Build layer programs in parallel, each in a sandbox process with a timeout.
 
-`build_all` hands one `BuildRequest` per program to a pool of worker processes
-(loky, on this machine; they ignore a terminal's Ctrl-C, which is the search's to
-handle) or, through joblib, to Dask workers elsewhere. The task, `build_task`,
-forks a child that decodes the genome, compiles it with TVM and exports a shared
-library; the parent waits at most `timeout_s`, kills a child that hangs, and
-turns a child that dies (segfault, out-of-memory kill) into an error string. So
-one bad candidate costs one result, never the run. The library comes back as
-bytes, so builds may happen on another machine.
+`evo.measure.pool.build_all` hands one `BuildRequest` per program to a pool of
+worker processes (loky, on this machine) or to Dask workers elsewhere. The task,
+`build_task`, forks a child that decodes the genome, compiles it with TVM and
+exports a shared library (linked by the C++ compiler TVM uses: `CXX`, else the
+first of g++, gcc, clang++, ... on PATH); the parent waits at most `timeout_s`,
+kills a child that hangs, and turns a child that dies (segfault, out-of-memory
+kill) into an error string. So one bad candidate costs one result, never the run.
+The child's stderr goes to a file; an error other than a decode or TVM error ends
+with its last `STDERR_TAIL` lines. The library comes back as bytes, so builds may
+happen on another machine.
+
+`blame_unclear(error)` says whether an error may be the machinery's rather than
+the candidate's (an export or link failure, a build child that raised or exited
+non-zero): the evaluator then checks the machinery with a known-good build.
 
 Test hook: the environment variable `EVO_MEASURE_FAULT` ("HASH=crash,HASH=hang")
 names layer-genome hashes whose build child kills itself with SIGSEGV ("crash")
@@ -30,14 +36,13 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from evo.measure.shield import children_ignore_ctrl_c, ignore_ctrl_c
-
 FAULT_ENV = "EVO_MEASURE_FAULT"
-WORKER_IDLE_S = 300  # a build worker idle this long exits (joblib's default for loky)
+STDERR_TAIL = 20  # lines of a failed build's stderr kept in its error
+# Errors that are the candidate's whatever the machinery does (cf. `blame_unclear`).
+CANDIDATE_ERRORS = ("decode:", "tvm:", "build timed out", "build crashed:")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -71,6 +76,12 @@ def faults_from_env() -> dict[str, str]:
     return faults
 
 
+def blame_unclear(error: str | None) -> bool:
+    """True for a build error that may come from the machinery (compiler, disk, worker)
+    rather than the candidate: anything but a decode, TVM, timeout or crash error."""
+    return error is not None and not error.startswith(CANDIDATE_ERRORS)
+
+
 _FORK_LOCK = threading.Lock()
 
 
@@ -79,7 +90,7 @@ def build_task(request: BuildRequest) -> BuildResult:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="evo-build-") as folder:
         library = Path(folder, "program.so")
-        error_file = Path(folder, "error.txt")
+        error_file, stderr_file = Path(folder, "error.txt"), Path(folder, "stderr.txt")
         # A worker may run builds in several threads (Dask): a fork while another thread
         # holds the import lock (importing TVM) would leave the child deadlocked.
         with _FORK_LOCK:
@@ -88,18 +99,33 @@ def build_task(request: BuildRequest) -> BuildResult:
             pid = os.fork()
             if pid == 0:  # the child: never returns
                 os.close(read_end)
-                _child(request, library, error_file, write_end)
+                _child(request, library, error_file, stderr_file, write_end)
         os.close(write_end)
         with contextlib.suppress(OSError):  # also done by the child: no race either way
             os.setpgid(pid, pid)
         error = _wait_for_child(pid, read_end, request.timeout_s)
         os.close(read_end)
-        if error is None and error_file.exists():
-            error = error_file.read_text()[:500] or "build failed"
+        if error_file.exists():  # the child's own account comes first
+            error = error_file.read_text(errors="replace")[:500] or error or "build failed"
         if error is None and not library.exists():
             error = "build produced no library"
+        if error is not None and not error.startswith(("decode:", "tvm:")):
+            error += _tail(stderr_file)
         data = library.read_bytes() if error is None else None
     return BuildResult(data, error, time.monotonic() - start)
+
+
+def _tail(path: Path) -> str:
+    """The last `STDERR_TAIL` non-empty lines of `path`, as lines after a heading."""
+    try:
+        text = path.read_bytes()[-20_000:].decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()][-STDERR_TAIL:]
+    if not lines:
+        return ""
+    return "\nstderr of the build (last lines):" + "".join(f"\n  | {line[:300]}"
+                                                           for line in lines)
 
 
 def _import_tvm() -> None:
@@ -119,10 +145,15 @@ def _import_tvm() -> None:
             del sys.modules["torch"]
 
 
-def _child(request: BuildRequest, library: Path, error_file: Path, done_fd: int) -> None:
+def _child(request: BuildRequest, library: Path, error_file: Path, stderr_file: Path,
+           done_fd: int) -> None:
     code = 0
     try:
         os.setpgid(0, 0)
+        sink = os.open(stderr_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(sink, 2)  # TVM's and the compiler's messages, for the error's tail
+        os.close(sink)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - for life
         _limit_child(request.timeout_s)
         if request.fault == "crash":  # without TVM's backtrace-printing handler
             signal.signal(signal.SIGSEGV, signal.SIG_DFL)
@@ -135,6 +166,7 @@ def _child(request: BuildRequest, library: Path, error_file: Path, done_fd: int)
         if error is not None:
             error_file.write_text(error)
     except BaseException:  # noqa: BLE001 - the child must exit, whatever happened
+        traceback.print_exc()
         error_file.write_text("build raised: " + traceback.format_exc().strip().splitlines()[-1])
         code = 1
     finally:
@@ -166,7 +198,13 @@ def compile_to_library(request: BuildRequest, library: Path) -> str | None:
         executable = compile_plan(decoded.plan, make_target(request.target))
     except CompileError as exc:
         return f"tvm: {exc}"
-    executable.export_library(str(library))
+    try:
+        executable.export_library(str(library))
+    except Exception as exc:  # noqa: BLE001 - linking: the compiler, the disk
+        print(exc, file=sys.stderr, flush=True)  # the compiler's output, for the tail
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        head = " ".join(lines[:2]) if lines and lines[0].endswith(":") else "".join(lines[:1])
+        return f"export: {type(exc).__name__}: {head}"[:500]
     return None
 
 
@@ -194,56 +232,3 @@ def describe_exit(status: int, what: str) -> str | None:
         return f"{what} crashed: killed by {name}{hint}"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
     return None if code == 0 else f"{what} process exited with code {code}"
-
-
-def build_all(requests: list[BuildRequest], jobs: int, backend: str = "loky"
-              ) -> Iterator[tuple[int, BuildResult]]:
-    """Build every request; yields (index, result) as builds finish.
-
-    `backend` is "loky" (`jobs` local worker processes, which ignore a terminal's Ctrl-C:
-    `evo.measure.shield`) or "dask" (through joblib; needs an active
-    `distributed.Client`). If the worker pool itself breaks, the requests it did not
-    finish come back as errors.
-    """
-    if not requests:
-        return
-    done: set[int] = set()
-    try:
-        builds = _build_local(requests, jobs) if backend == "loky" else _build_joblib(
-            requests, backend)
-        for index, result in builds:
-            done.add(index)
-            yield index, result
-    except Exception as exc:  # noqa: BLE001 - a broken pool must not end the run
-        message = f"build worker pool failed: {type(exc).__name__}: {str(exc)[:200]}"
-        for index in range(len(requests)):
-            if index not in done:
-                yield index, BuildResult(None, message, 0.0)
-
-
-def _build_local(requests: list[BuildRequest], jobs: int
-                 ) -> Iterator[tuple[int, BuildResult]]:
-    from joblib.externals.loky import as_completed, get_reusable_executor
-
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))  # as joblib limits its workers
-    executor = get_reusable_executor(
-        max_workers=jobs, timeout=WORKER_IDLE_S, initializer=ignore_ctrl_c,
-        env={var: threads for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                      "MKL_NUM_THREADS")})
-    with children_ignore_ctrl_c():  # submitting starts any worker that is missing
-        futures = {executor.submit(build_task, r): i for i, r in enumerate(requests)}
-    for future in as_completed(futures):
-        yield futures[future], future.result()
-
-
-def _build_joblib(requests: list[BuildRequest], backend: str
-                  ) -> Iterator[tuple[int, BuildResult]]:
-    from joblib import Parallel, delayed, parallel_config
-
-    with parallel_config(backend=backend, n_jobs=-1):
-        parallel = Parallel(return_as="generator_unordered", batch_size=1)
-        yield from parallel(delayed(_indexed)(i, r) for i, r in enumerate(requests))
-
-
-def _indexed(index: int, request: BuildRequest) -> tuple[int, BuildResult]:
-    return index, build_task(request)

@@ -10,7 +10,9 @@ Without RUNNER it times on this machine's CPU. With `rpc://HOST:PORT/KEY` it
 asks the TVM RPC tracker at HOST:PORT for a device registered under KEY, uploads
 each library there and times it remotely. The remote runtime uses at most the
 server's own maximum thread count (start `rpc_server` with `TVM_NUM_THREADS=N`);
-`threads`, when given, lowers it, and the count really used is reported.
+`threads`, when given, lowers it, and the count really used is reported. When a
+program fails and the RPC session turns out to be dead, the reply says
+`"blame": "unclear"` and the process exits (the next request starts a new one).
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class LocalDevice:
     def unload(self, library: Path) -> None:
         pass
 
+    def alive(self) -> bool:
+        return True
+
 
 class RpcDevice:
     """A device behind a TVM RPC tracker (its other load is not known here)."""
@@ -98,6 +103,14 @@ class RpcDevice:
 
     def unload(self, library: Path) -> None:
         self.session.remove(library.name)
+
+    def alive(self) -> bool:
+        """Whether the session still answers."""
+        try:
+            self.session.get_function("runtime.NumThreads")()
+        except Exception:  # noqa: BLE001 - any failure means the session is gone
+            return False
+        return True
 
 
 def time_library(device, library: Path, spec_json: dict, genome_json: list,
@@ -154,6 +167,9 @@ def serve(runner: str | None, threads: int | None) -> None:
         except Exception as exc:  # noqa: BLE001 - a failing program is a value
             lines = str(exc).strip().splitlines()
             reply = {"error": f"run: {type(exc).__name__}: {lines[-1] if lines else ''}"[:500]}
+            if not device.alive():
+                replies.write(json.dumps({**reply, "blame": "unclear"}) + "\n")
+                return
         replies.write(json.dumps(reply) + "\n")
 
 

@@ -35,6 +35,9 @@ class CachingEvaluator:
     def context(self) -> CacheContext:
         raise NotImplementedError
 
+    def preflight(self) -> None:
+        """Check the machinery before measuring (nothing to check here)."""
+
     def _measure_new(self, jobs: list[LayerJob]) -> Iterator[tuple[LayerJob, LayerMeasurement]]:
         raise NotImplementedError
 

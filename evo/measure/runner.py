@@ -4,6 +4,12 @@ Timing happens in one long-lived child process, so the runtime thread count is
 fixed before TVM starts (`TVM_NUM_THREADS`), nothing else of ours runs while it
 times, and a program that crashes or runs absurdly long at run time kills only
 that process: the job gets an error and the next job starts a fresh one.
+
+A reply that is not the program's doing carries `"blame"`: "machinery" when the
+process could not start (no tracker, no server under the key, a crash while
+starting) or had died before the request, "unclear" when an RPC session was lost
+while the program ran (the remote program may have crashed its server, or the
+server went away); the evaluator tells those apart with a reference program.
 """
 
 from __future__ import annotations
@@ -48,7 +54,10 @@ class MeasurementProcess:
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, env=env, text=True,
                                              bufsize=1)
-        hello = self._read(self.start_timeout_s, "starting the measurement process")
+        try:
+            hello = self._read(self.start_timeout_s, "starting the measurement process")
+        except ValueError:  # not JSON: something else wrote to its reply channel
+            hello = {"error": "the measurement process did not start properly"}
         if "error" in hello or "fatal" in hello:
             self.stop()
             return hello.get("error") or f"measurement device: {hello['fatal']}"
@@ -59,15 +68,20 @@ class MeasurementProcess:
         """Time one library; the reply has median_ms/spread/repeats/flagged/threads or error."""
         error = self.start()
         if error is not None:
-            return {"error": error}
+            return {"error": error, "blame": "machinery"}
         request = {"library": str(library), "spec": spec, "genome": genome,
                    "policy": self.policy.to_json()}
         try:
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
-            return self._died("sending to the measurement process")
-        return self._read(self.timeout_s, "running the program")
+            return {**self._died("sending to the measurement process"), "blame": "machinery"}
+        reply = self._read(self.timeout_s, "running the program")
+        if self.runner and reply.get("died"):  # the local end of an RPC session
+            reply["blame"] = "unclear"
+        if reply.get("blame") == "unclear":  # the process ends after such a reply
+            self.stop()
+        return reply
 
     def _read(self, timeout_s: float, doing: str) -> dict:
         stdout = self._process.stdout
@@ -84,7 +98,7 @@ class MeasurementProcess:
         status = self._process.wait()
         self._process = None
         reason = describe_exit(_as_wait_status(status), "measurement process")
-        return {"error": f"{reason or 'measurement process exited'} while {doing}"}
+        return {"error": f"{reason or 'measurement process exited'} while {doing}", "died": True}
 
     def stop(self, kill: bool = False) -> None:
         """End the process: close its input and let it finish, or kill it at once."""

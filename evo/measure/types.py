@@ -68,8 +68,13 @@ class LayerEvaluator(Protocol):
         """One result per job, in order; jobs with equal keys are measured once.
 
         `progress(n)` is called with the number of jobs newly finished (so
-        `tqdm.update` fits). Never raises for a bad candidate.
+        `tqdm.update` fits). Never raises for a bad candidate; raises
+        `evo.errors.InfrastructureError` when the machinery keeps failing.
         """
+        ...
+
+    def preflight(self) -> None:
+        """Check the machinery before measuring; raises UsageError (one line)."""
         ...
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from evo import options
 from evo.errors import UsageError
 
 CONFIG_NAME = "config.json"
@@ -16,6 +17,8 @@ STRATEGIES = ("nsga2", "aging", "ga")
 EVALUATORS = ("tvm", "analytic")
 # BatchNorm statistics of the Fisher Potential (evo.capacity.fisher.BN_MODES); default first.
 FISHER_BN_MODES = ("running", "batch")
+# What legality measures (evo.capacity.measures.MEASURES); default first.
+CAPACITY_MEASURES = ("fisher", "params", "flops", "synflow", "snip", "grad_norm", "naswot")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class RunConfig:
     runner: str | None = None
     backend: str = "loky"
     scheduler: str | None = None
+    capacity: str = "fisher"
     threshold: float = 1.0
     scope: str = "network"
     data: str = "synthetic"
@@ -45,6 +49,7 @@ class RunConfig:
     initial_genes: int = 4
     max_attempts: int = 20
     neural: bool = True
+    build_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -53,21 +58,37 @@ class RunConfig:
         if self.evaluator not in EVALUATORS:
             raise UsageError(f"--evaluator {self.evaluator!r}: choose one of "
                              f"{', '.join(EVALUATORS)}")
-        if self.population < 2:
-            raise UsageError(f"--population must be at least 2, got {self.population}")
-        if self.generations < 0:
-            raise UsageError(f"--generations must be >= 0, got {self.generations}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise UsageError("--time-budget must be positive")
-        if not 0.0 <= self.crossover_prob <= 1.0:
-            raise UsageError("--crossover-prob must be in [0, 1]")
-        if self.threshold <= 0:
-            raise UsageError("--threshold must be positive")
+        self._check_numbers()
         if self.fisher_bn not in FISHER_BN_MODES:
             raise UsageError(f"--fisher-bn {self.fisher_bn!r}: choose "
                              f"{' or '.join(FISHER_BN_MODES)}")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
+        if self.capacity not in CAPACITY_MEASURES:
+            raise UsageError(f"--capacity {self.capacity!r}: choose one of "
+                             f"{', '.join(CAPACITY_MEASURES)}")
+        if self.scope == "layer" and self.capacity not in ("fisher", "params", "flops"):
+            raise UsageError(f"--scope layer: --capacity {self.capacity} has no per-layer "
+                             f"values; use --scope network")
+
+    def _check_numbers(self) -> None:
+        """Every numeric field in its range (`evo.options`), finite: NaN or an infinity
+        would silently switch off what the field configures."""
+        for option, value, allowed in (
+                ("--population", self.population, options.POPULATION),
+                ("--generations", self.generations, options.GENERATIONS),
+                ("--seed", self.seed, options.SEED),
+                ("--crossover-prob", self.crossover_prob, options.PROBABILITY),
+                ("--initial-genes", self.initial_genes, options.INITIAL_GENES),
+                ("--threshold", self.threshold, options.THRESHOLD),
+                ("--fisher-batch", self.fisher_batch, options.FISHER_BATCH),
+                ("--build-timeout", self.build_timeout_s, options.BUILD_TIMEOUT_S),
+                ("max_attempts", self.max_attempts, options.count(1, 10_000))):
+            allowed.check(option, value)
+        if self.jobs is not None:
+            options.JOBS.check("--jobs", self.jobs)
+        if self.time_budget_s is not None:
+            options.DURATION_S.check("--time-budget", self.time_budget_s)
 
     def with_cache_in(self, folder: Path) -> RunConfig:
         """This config with a cache path inside `folder` written as `{run}/...`, so that a
@@ -125,22 +146,28 @@ class RunConfig:
     @classmethod
     def load(cls, folder: Path) -> RunConfig:
         path = Path(folder) / CONFIG_NAME
+        if path.exists() and not path.is_file():  # a FIFO would block the read
+            raise UsageError(f"{path}: not a regular file")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise UsageError(f"{folder}: not a run folder (no {CONFIG_NAME})") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise UsageError(f"{path}: unreadable ({exc.__class__.__name__})") from None
         return cls.from_json(data, str(path))
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `15m`, `2h`, `1h30m`."""
+    """Seconds from `90`, `90s`, `15m`, `2h`, `1h30m`: more than 0, at most a year."""
     value = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise UsageError(f"--time-budget {text!r}: expected e.g. 90s, 15m, 2h or 1h30m")
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    return sum(float(n) * scale[u] for n, u in parts)
+        seconds = float(value)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise UsageError(f"--time-budget {text!r}: expected e.g. 90s, 15m, 2h or 1h30m")
+        scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+        seconds = sum(float(n) * scale[u] for n, u in parts)
+    if not options.DURATION_S.admits(seconds):
+        raise UsageError(f"--time-budget {text!r}: must be more than 0 and at most 366 days")
+    return seconds

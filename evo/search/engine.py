@@ -138,7 +138,12 @@ class Search:
             new.append(Individual(state.next_id, proposal.genome, generation, proposal.parents,
                                   proposal.operator, proposal.detail))
             state.next_id += 1
-        evaluations = self._evaluate(new, stop_requested)
+        counted = state.evaluation_count
+        try:
+            evaluations = self._evaluate(new, stop_requested)
+        except BaseException:  # e.g. InfrastructureError: the generation is not stored
+            state.next_id, state.evaluation_count = state.next_id - len(new), counted
+            raise
         if evaluations is None:
             state.next_id -= len(new)
             return False

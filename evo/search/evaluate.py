@@ -1,7 +1,8 @@
 """Evaluating network genomes for the search: decode, capacity first, then latency.
 
 For a batch of genomes: decode each on the network (an undecodable genome is an
-error value); compute its Fisher Potential (cached by the genome's neural part;
+error value); compute its capacity measure (`RunConfig.capacity`: the Fisher
+Potential by default, or another of `evo.capacity.measures`; cached by the genome's neural part;
 torch on every local core, as no build or timing of ours runs meanwhile) and its
 violation of the capacity constraint; measure only the legal ones, every
 slot of every legal genome in one batch through the layer evaluator (parallel
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evo.capacity import FisherPotential, violation
+from evo.capacity.measures import make_measure
 from evo.measure import DEFAULT_CACHE, LayerEvaluator, LayerJob, make_evaluator
 from evo.measure.evaluator import available_cores
 from evo.networks import Network, load_network, transform_network
@@ -70,7 +72,7 @@ class NetworkEvaluator:
                 else:
                     total += m.median_ms
             if errors:
-                results[index] = Evaluation(None, fisher_total, amount, "; ".join(errors)[:1000],
+                results[index] = Evaluation(None, fisher_total, amount, "; ".join(errors)[:2000],
                                             slots)
             else:
                 results[index] = Evaluation(total, fisher_total, amount, None, slots)
@@ -105,17 +107,19 @@ def network_view(network: Network) -> CachedView:
 
 def build_context(config: RunConfig, folder: Path | None = None) -> SearchContext:
     """Load the network, its capacity reference and the layer evaluator for `config`
-    (measuring into the cache of the run in `folder`, see `RunConfig.cache_path`)."""
+    (measuring into the cache of the run in `folder`, see `RunConfig.cache_path`), the
+    evaluator's machinery checked first (`LayerEvaluator.preflight`: UsageError)."""
     network = load_network(config.model, config.input_shape, seed=config.seed)
     # Capacity is computed between measurement batches, when the builders and the timing
     # process are idle: on every local core (on 2 cores, 1.7x faster than on one).
-    fisher = FisherPotential(network, data=config.data, seed=config.seed,
-                             batch=config.fisher_batch, bn=config.fisher_bn,
-                             threads=available_cores())
+    fisher = make_measure(config.capacity, network, data=config.data, seed=config.seed,
+                          batch=config.fisher_batch, bn=config.fisher_bn,
+                          threads=available_cores())
     cache = (config.cache_path(folder) if folder is not None else config.cache) or DEFAULT_CACHE
     layers = make_evaluator(config.evaluator, target=config.target, jobs=config.jobs,
                             cache_path=cache, runner=config.runner, backend=config.backend,
-                            scheduler=config.scheduler)
+                            scheduler=config.scheduler, build_timeout_s=config.build_timeout_s,
+                            preflight=True)
     evaluate = NetworkEvaluator(network, fisher, layers, config.threshold, config.scope)
     variation = Variation(network_view(network), config.neural, config.initial_genes,
                           config.max_attempts)

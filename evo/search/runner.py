@@ -9,12 +9,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from evo.errors import UsageError
+from evo.errors import INFRASTRUCTURE_EXIT, InfrastructureError, UsageError
 from evo.host import describe_host, host_changes, host_label
+from evo.networks.trust import check_model_code
 from evo.search.config import RunConfig
 from evo.search.engine import Budget, Search, SearchState
+from evo.search.received import MachineOptions, machine_config
 from evo.search.signals import StopSignals
-from evo.store.lock import RunLock
+from evo.store.lock import RunLock, holder_pid
 from evo.store.run_store import DB_NAME, RunStore
 
 
@@ -26,7 +28,12 @@ def start_run(config: RunConfig, folder: Path, quiet: bool = False) -> int:
                          f"`evo resume {shlex.quote(str(folder))}` or choose another --out")
     config = config.with_cache_in(folder)
     # Build the network first: a bad --model must not leave an empty run folder.
-    context = _prepare(config, folder)
+    try:
+        context = _prepare(config, folder)
+    except KeyboardInterrupt:
+        print("stopped before the search began (checking the machinery); nothing was "
+              "written: run the same command again", flush=True)
+        raise
     folder.mkdir(parents=True, exist_ok=True)
     lock = RunLock(folder)
     try:
@@ -39,31 +46,57 @@ def start_run(config: RunConfig, folder: Path, quiet: bool = False) -> int:
 
 
 def resume_run(folder: Path, generations: int | None = None, time_budget_s: float | None = None,
-               quiet: bool = False) -> int:
+               quiet: bool = False, machine: MachineOptions | None = None,
+               model: str | None = None, trust_model_code: bool = False) -> int:
     """Continue a run from its last finished generation.
 
     Without options it runs to the configured number of generations (and the
     configured time budget, counted afresh); `--generations N` runs N more
-    generations, `--time-budget T` for T more time.
+    generations, `--time-budget T` for T more time. Where and how it measures comes
+    from `machine` (this machine's command line), not from the folder, and model
+    code the folder names is imported only with `trust_model_code` or the same
+    `model` (see `evo.search.received`, `evo.networks.trust`).
+
+    Everything is checked before anything is written: the config, the options, the
+    model code, the lock file, the store (SQLite's check and every field and id,
+    `RunStore.load`), the network and the measurement cache. Only then is the lock
+    taken, the store made (a run killed before it made one) and a session recorded.
     """
     folder = Path(folder)
     config = RunConfig.load(folder)
-    lock = RunLock(folder)
+    if generations is not None and generations < 0:
+        raise UsageError("--generations must be >= 0")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise UsageError("--time-budget must be positive")
+    check_model_code(config.model, f"{folder}/config.json", trust_model_code, model)
+    config = machine_config(config, machine or MachineOptions(), folder)
+    holder = holder_pid(folder)
+    if holder is not None:
+        raise UsageError(f"{folder} is being run by another process"
+                         f"{f' (pid {holder})' if holder > 0 else ''}")
+    store = RunStore.open(folder) if os.path.lexists(folder / DB_NAME) else None
     try:
-        # A run killed between writing its config and creating its store has no store yet.
-        store = RunStore.open(folder) if (folder / DB_NAME).exists() else RunStore.create(folder)
-        checkpoint = store.last_checkpoint()
-        done = checkpoint.generation if checkpoint else -1
-        if generations is not None:
-            if generations < 0:
-                raise UsageError("--generations must be >= 0")
-            until = done + 1 + generations
-        else:
-            until = config.generations + 1
+        checkpoints = store.load(trim=False).checkpoints if store is not None else []
+        done = checkpoints[-1].generation if checkpoints else -1
+        until = done + 1 + generations if generations is not None else config.generations + 1
         seconds = time_budget_s if time_budget_s is not None else config.time_budget_s
         if generations is None and time_budget_s is not None:
             until = sys.maxsize
         context = _prepare(config, folder)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    try:
+        lock = RunLock(folder)
+    except BaseException:
+        context.close()
+        if store is not None:
+            store.close()
+        raise
+    try:
+        if store is None:
+            store = RunStore.create(folder)
         return _run(config, folder, store, Budget(until, seconds), quiet, context)
     finally:
         lock.release()
@@ -79,11 +112,18 @@ def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet
          context) -> int:
     command = " ".join(shlex.quote(a) for a in sys.argv)
     host = describe_host(config.runner)
+    try:  # reads the store (refusing damage) before anything is written to it
+        search = Search(config, store, context.variation, context.evaluate,
+                        chunk=context.chunk, on_generation=lambda s, log: on_generation(s, log),
+                        on_evaluated=lambda n: evals.update(n))
+    except BaseException:
+        context.close()
+        store.close()
+        raise
     if config.evaluator == "tvm":
         _warn_if_moved(store.sessions(), host)
     session = store.start_session(os.getpid(), command, host)
-    state = SearchState.from_store(store, config.seed)
-    start = state.generation + 1
+    start = search.state.generation + 1
     total = None if budget.until_generation == sys.maxsize else max(
         0, budget.until_generation - start)
     bar = tqdm(total=total, desc=f"{folder.name}", unit="gen", disable=quiet, file=sys.stderr,
@@ -105,12 +145,13 @@ def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet
                   f"legal {log['legal_share']:.0%} evaluations {log['evaluations']} "
                   f"front {log['front_size']}", file=sys.stderr, flush=True)
 
-    search = Search(config, store, context.variation, context.evaluate, chunk=context.chunk,
-                    on_generation=on_generation, on_evaluated=evals.update)
     reason = "crashed"
     try:
         with StopSignals() as signals:
             reason = search.run(budget, signals.requested)
+    except InfrastructureError as exc:  # the generation under way is not stored
+        reason = "machinery failed"
+        print(f"error: {exc}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         reason = "interrupted (second signal)"
         raise
@@ -121,7 +162,25 @@ def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet
         store.end_session(session, reason)
         _summary(search.state, folder, reason)
         store.close()
-    return 0 if reason in ("completed", "time budget") else 130
+    return _exit_code(reason, search.state)
+
+
+def _exit_code(reason: str, state: SearchState) -> int:
+    """0 for a finished run that measured something; 1 for a finished run in which
+    nothing could be measured (said on stderr), 3 when the machinery failed, 130 when
+    interrupted."""
+    if reason == "machinery failed":
+        return INFRASTRUCTURE_EXIT
+    if reason not in ("completed", "time budget"):
+        return 130
+    if state.generation >= 0 and not any(e.latency_ms is not None
+                                         for e in state.evaluations.values()):
+        errors = [e.error for e in state.evaluations.values() if e.error]
+        why = f"; first error: {errors[0].splitlines()[0][:300]}" if errors else \
+            " (no candidate was legal)"
+        print(f"error: nothing could be measured in this run{why}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _warn_if_moved(sessions: list[dict], host: dict) -> None:

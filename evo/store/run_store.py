@@ -7,23 +7,30 @@ one transaction with its individuals and evaluations: the population, the Pareto
 set, the best legal individual, the RNG state and the logbook) and `sessions`
 (each process that ran the search, the machine it ran on, and how it stopped).
 Nothing is pickled. A schema-1 store (before sessions recorded their machine) is
-read as it is and upgraded in place when opened for writing.
+read as it is and upgraded in place when a session is first recorded in it.
+
+`open` refuses a store SQLite's `quick_check` finds damaged and one whose tables
+lack a column; every read checks each field it returns (`evo.store.validate`), and
+`load` also checks what the checkpoints name, so damage is one line naming the
+damaged part (a `UsageError`) before anything is used or written.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from evo.errors import UsageError
+from evo.sqlite_files import integrity_problem, sqlite_uri, table_columns
+from evo.store import validate as v
 from evo.store.records import Checkpoint, Evaluation, Individual
-from genomes.genes import GenomeFormatError
-from genomes.genome import NetworkGenome
 
 APPLICATION = "evo-run"
 SCHEMA_VERSION = 2
@@ -74,6 +81,34 @@ CREATE TABLE sessions (
 """
 
 
+T = TypeVar("T")
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn damage found while reading into one line naming the store and the part."""
+    @functools.wraps(method)
+    def read(self: RunStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except v.Damage as exc:
+            raise UsageError(f"{self.path}: damaged run store: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{self.path}: cannot read the run store ({exc})") from None
+    return read
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """Everything a run store holds, checked: one consistent picture of finished
+    generations (see `RunStore.load`)."""
+
+    individuals: dict[int, Individual]
+    evaluations: dict[int, Evaluation]
+    checkpoints: list[Checkpoint]
+    sessions: list[dict[str, Any]]
+    finished_at: dict[int, float]
+
+
 class RunStore:
     """Read and write one run's SQLite store. Use `create` or `open`."""
 
@@ -104,31 +139,28 @@ class RunStore:
 
     @classmethod
     def open(cls, folder: Path, readonly: bool = False) -> RunStore:
+        """Open the store of the run in `folder`; nothing is written by opening it.
+
+        Raises UsageError when there is no store, it is not an evo run store, its
+        schema is unknown, SQLite's quick_check finds it damaged, a table lacks a
+        column, or (for writing) `run.sqlite` is a symbolic link."""
         path = Path(folder) / DB_NAME
         if not path.is_file():
             raise UsageError(f"{folder}: not a run folder (no {DB_NAME})")
-        uri = f"file:{path}?mode={'ro' if readonly else 'rw'}"
+        if not readonly and path.is_symlink():
+            raise UsageError(f"{path} is a symbolic link; evo does not write through links "
+                             "in a run folder")
         try:
-            db = sqlite3.connect(uri, uri=True, timeout=30)
+            db = sqlite3.connect(sqlite_uri(path, "ro" if readonly else "rw"), uri=True,
+                                 timeout=30)
             rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{path}: not an evo run store ({exc})") from None
-        if rows.get("application") != APPLICATION:
-            raise UsageError(f"{path}: not an evo run store (application "
-                             f"{rows.get('application')!r})")
-        if rows.get("schema") not in READABLE_SCHEMAS:
-            raise UsageError(f"{path}: run store schema {rows.get('schema')}, this evo reads "
-                             f"schemas {', '.join(READABLE_SCHEMAS)}")
         try:
-            db.execute("PRAGMA quick_check").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{path}: corrupted run store ({exc})") from None
-        if rows["schema"] == "1" and not readonly:
-            try:
-                _upgrade_from_1(db)
-            except sqlite3.Error as exc:
-                raise UsageError(f"{path}: cannot upgrade run store schema 1 to "
-                                 f"{SCHEMA_VERSION} ({exc})") from None
+            _check_file(db, rows, path)
+        except UsageError:
+            db.close()
+            raise
         return cls(db, path)
 
     def close(self) -> None:
@@ -156,7 +188,14 @@ class RunStore:
                  json.dumps(c.logbook, sort_keys=True), time.time()))
 
     def start_session(self, pid: int, command: str, host: dict[str, Any] | None = None) -> int:
-        """Record a process starting to run the search, and the machine it runs on."""
+        """Record a process starting to run the search, and the machine it runs on
+        (upgrading a schema-1 store first)."""
+        if "host" not in table_columns(self._db, "sessions"):
+            try:
+                _upgrade_from_1(self._db)
+            except sqlite3.Error as exc:
+                raise UsageError(f"{self.path}: cannot upgrade run store schema 1 to "
+                                 f"{SCHEMA_VERSION} ({exc})") from None
         with self._db:
             cursor = self._db.execute(
                 "INSERT INTO sessions (pid, command, started_at, host) VALUES (?, ?, ?, ?)",
@@ -170,49 +209,115 @@ class RunStore:
                              (time.time(), reason, session))
 
     # ------------------------------------------------------------------- read
+    @_reading
+    def load(self, trim: bool = True) -> StoredRun:
+        """Everything in the store, each field and every id a checkpoint names checked.
+
+        The generations are read first; a generation's individuals and evaluations are
+        committed with its checkpoint, so everything the last checkpoint names is there
+        when they are read next. With `trim`, anything newer than that checkpoint (a
+        generation committed meanwhile by a running search) is dropped."""
+        sessions = self.sessions()
+        checkpoints = self.checkpoints()
+        finished = dict(self.generation_times())
+        individuals = self.individuals()
+        evaluations = self.evaluations()
+        if trim:
+            last = checkpoints[-1].generation if checkpoints else -1
+            individuals = {i: ind for i, ind in individuals.items() if ind.generation <= last}
+            evaluations = {i: e for i, e in evaluations.items() if i in individuals}
+            finished = {g: t for g, t in finished.items() if g <= last}
+        v.check_references(checkpoints, individuals, evaluations)
+        return StoredRun(individuals, evaluations, checkpoints, sessions, finished)
+
+    @_reading
     def individuals(self) -> dict[int, Individual]:
+        """Every individual by id, each field checked."""
         out = {}
-        for ident, _hash, genome, generation, parents, operator, detail in self._db.execute(
-                "SELECT * FROM individuals ORDER BY id"):
-            out[ident] = Individual(ident, _parse_genome(genome, ident), generation,
-                                    tuple(json.loads(parents)), operator, json.loads(detail))
+        for row in self._db.execute(f"SELECT {', '.join(v.COLUMNS['individuals'])} "
+                                    "FROM individuals ORDER BY id"):
+            ident, hash_, genome, generation, parents, operator, detail = row
+            part = f"individual {ident}"
+            v.integer(ident, "an individual id")
+            v.text(hash_, f"{part} hash")
+            out[ident] = Individual(
+                ident, v.genome(genome, part), v.integer(generation, f"{part} generation"),
+                v.ids(parents, f"{part} parents"), v.text(operator, f"{part} operator"),
+                v.parse_json(detail, dict, f"{part} detail"))
         return out
 
+    @_reading
     def evaluations(self) -> dict[int, Evaluation]:
-        return {
-            ident: Evaluation(latency, fisher, violation, error, json.loads(slots))
-            for ident, latency, fisher, violation, error, slots in self._db.execute(
-                "SELECT * FROM evaluations")
-        }
+        """Every evaluation by individual id, each field checked."""
+        out = {}
+        for ident, latency, fisher, violation, error, slots in self._db.execute(
+                f"SELECT {', '.join(v.COLUMNS['evaluations'])} FROM evaluations"):
+            part = f"evaluation of individual {ident}"
+            v.integer(ident, "an evaluation's individual id")
+            out[ident] = Evaluation(v.number(latency, f"{part} latency_ms", optional=True),
+                                    v.number(fisher, f"{part} fisher", optional=True),
+                                    v.number(violation, f"{part} violation", optional=True),
+                                    v.text(error, f"{part} error", optional=True),
+                                    v.parse_json(slots, dict, f"{part} slots"))
+        return out
 
+    @_reading
     def checkpoints(self) -> list[Checkpoint]:
+        """Every finished generation's checkpoint, oldest first, each field checked."""
         rows = self._db.execute("SELECT generation, population, front, best, rng_state, next_id, "
                                 "evaluations, elapsed_s, logbook FROM generations "
                                 "ORDER BY generation").fetchall()
-        return [Checkpoint(g, tuple(json.loads(pop)), tuple(json.loads(front)), best,
-                           json.loads(rng), next_id, evals, elapsed, json.loads(log))
-                for g, pop, front, best, rng, next_id, evals, elapsed, log in rows]
+        return [v.checkpoint(row) for row in rows]
 
     def last_checkpoint(self) -> Checkpoint | None:
         checkpoints = self.checkpoints()
         return checkpoints[-1] if checkpoints else None
 
+    @_reading
     def generation_times(self) -> list[tuple[int, float]]:
-        return self._db.execute(
+        rows = self._db.execute(
             "SELECT generation, finished_at FROM generations ORDER BY generation").fetchall()
+        return [(g, v.number(t, f"generation {g} finished_at")) for g, t in rows]
 
+    @_reading
     def sessions(self) -> list[dict[str, Any]]:
         """Every session, oldest first; `host` is None where it was not recorded."""
         keys = ("id", "pid", "command", "started_at", "ended_at", "reason")
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
-        host = "host" if "host" in columns else "NULL"
+        host = "host" if "host" in table_columns(self._db, "sessions") else "NULL"
         out = []
         for row in self._db.execute(f"SELECT {', '.join(keys)}, {host} FROM sessions "
                                     "ORDER BY id"):
             session = dict(zip(keys, row[:-1], strict=True))
-            session["host"] = _parse_host(row[-1])
+            part = f"session {session['id']}"
+            v.integer(session["id"], "a session id")
+            v.integer(session["pid"], f"{part} pid")
+            v.text(session["command"], f"{part} command")
+            v.number(session["started_at"], f"{part} started_at")
+            v.number(session["ended_at"], f"{part} ended_at", optional=True)
+            v.text(session["reason"], f"{part} reason", optional=True)
+            session["host"] = v.host(row[-1])
             out.append(session)
         return out
+
+
+def _check_file(db: sqlite3.Connection, meta: dict[str, str], path: Path) -> None:
+    """An evo run store of a readable schema, sound to SQLite, with every column."""
+    if meta.get("application") != APPLICATION:
+        raise UsageError(f"{path}: not an evo run store (application "
+                         f"{meta.get('application')!r})")
+    if meta.get("schema") not in READABLE_SCHEMAS:
+        raise UsageError(f"{path}: run store schema {meta.get('schema')}, this evo reads "
+                         f"schemas {', '.join(READABLE_SCHEMAS)}")
+    problem = integrity_problem(db)
+    if problem is not None:
+        raise UsageError(f"{path}: damaged run store (SQLite: {problem}); evo will not read "
+                         "or write it")
+    try:
+        v.check_tables(db, with_host=meta["schema"] != "1")
+    except v.Damage as exc:
+        raise UsageError(f"{path}: damaged run store: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{path}: damaged run store ({exc})") from None
 
 
 def _upgrade_from_1(db: sqlite3.Connection) -> None:
@@ -220,21 +325,3 @@ def _upgrade_from_1(db: sqlite3.Connection) -> None:
     with db:
         db.execute("ALTER TABLE sessions ADD COLUMN host TEXT")
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
-
-
-def _parse_host(text: str | None) -> dict[str, Any] | None:
-    """A session's recorded host; None when absent or unreadable (it only informs)."""
-    if text is None:
-        return None
-    try:
-        host = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return host if isinstance(host, dict) else None
-
-
-def _parse_genome(text: str, ident: int) -> NetworkGenome:
-    try:
-        return NetworkGenome.from_json(json.loads(text))
-    except (json.JSONDecodeError, GenomeFormatError) as exc:
-        raise UsageError(f"run store: individual {ident} has a malformed genome ({exc})") from None

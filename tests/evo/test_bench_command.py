@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from evo.analysis import load_run
+from evo.bench_report import format_table
 from evo.bench_searches import (
     BENCH_GENERATIONS,
     MEASUREMENT_CACHE,
@@ -25,29 +26,53 @@ from evo.networks import load_network
 from evo.search.config import RunConfig
 
 
-def test_bench_rows_and_speedups(tmp_path: Path, capsys) -> None:
+def test_bench_rows_and_speedups(tmp_path: Path, capsys, monkeypatch) -> None:
     run = tmp_path / "run"
     assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "6",
                  "--generations", "1", "--out", str(run), "--cache",
                  str(tmp_path / "cache.sqlite"), "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["bench", "--run", str(run), "--metaschedule-trials", "0", "--json"]) == 0
+    monkeypatch.setitem(sys.modules, "openvino", None)  # a peer whose package is missing
+    argv = ["bench", "--run", str(run), "--metaschedule-trials", "0",
+            "--peers", "onnxruntime,openvino"]
+    assert main([*argv, "--json"]) == 1  # a row has an error; every other row still ran
     result = json.loads(capsys.readouterr().out)
     names = [row["name"] for row in result["rows"]]
-    assert names[:2] == ["tvm_program_only", "torch_eager_original"]
-    assert names[-2:] == ["tvm_discovered", "torch_eager_discovered"]
+    assert names[:4] == ["tvm_program_only", "torch_eager_original", "onnxruntime_original",
+                         "openvino_original"]
+    assert names[-4:] == ["tvm_discovered", "torch_eager_discovered",
+                          "onnxruntime_discovered", "openvino_discovered"]
     for row in result["rows"]:
+        if row["name"].startswith("openvino"):
+            assert row["error"] == ("OpenVINO: openvino is not installed "
+                                    "(pip install -e '.[bench]')") and row["ms"] is None
+            continue
         assert row["error"] is None and row["ms"] > 0
-        if row["name"].startswith("tvm") or row["name"] == "blockswap":
-            assert row["agreement"]["matches"]  # TVM end to end equals PyTorch
+        if row["name"].startswith(("tvm", "onnxruntime")) or row["name"] == "blockswap":
+            assert row["agreement"]["matches"]  # end to end equals PyTorch
+    kinds = {row["name"]: row["network"] for row in result["rows"]}
+    assert kinds["onnxruntime_original"] == "original" == kinds["tvm_program_only"]
+    assert kinds["onnxruntime_discovered"] == "discovered" == kinds["tvm_discovered"]
+    assert result["rows"][2]["peer"]["settings"]["intra_op_num_threads"] == 2
     ms = {row["name"]: row["ms"] for row in result["rows"]}
     assert result["speedup"]["vs_program_only"] == ms["tvm_program_only"] / ms["tvm_discovered"]
     assert result["speedup"]["vs_metaschedule"] is None
+    on_original = [row for row in result["rows"]
+                   if row["network"] == "original" and row["error"] is None]
+    fastest = min(on_original, key=lambda row: row["ms"])
+    assert len(on_original) == 3 and result["best_peer"]["name"] == fastest["name"]
+    assert result["best_peer"]["ms"] == fastest["ms"]
+    assert result["speedup"]["vs_best_peer"] == fastest["ms"] / ms["tvm_discovered"]
     original = result["rows"][0]
     assert original["fisher_ratio"] == 1.0
     tried = result["blockswap"]["tried"]
     assert tried and ("blockswap" in names) == any(c["legal"] for c in tried)
     assert result["search_hosts"] == [result["host"]]  # searched and benched here
+
+    table = format_table(result).splitlines()
+    assert f"best peer: {fastest['name']}, {fastest['ms']:.3f} ms ({fastest['what']})" in table
+    assert f"speedup vs_best_peer: {result['speedup']['vs_best_peer']:.2f}x" in table
+    assert sum("error: OpenVINO: openvino is not installed" in line for line in table) == 2
 
 
 def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
@@ -59,7 +84,8 @@ def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
 def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench"
     argv = ["bench", "--model", "tiny", "--time-budget", "6s", "--population", "4",
-            "--metaschedule-trials", "0", "--out", str(out), "--quiet", "--json"]
+            "--metaschedule-trials-per-task", "0", "--peers", "none", "--out", str(out),
+            "--quiet", "--json"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "ran search search" in captured.err and "ran program-only search" in captured.err
@@ -156,6 +182,9 @@ def test_bench_refuses_a_folder_of_another_search(tmp_path: Path, capsys) -> Non
     ["bench", "--model", "tiny", "--time-budget", "soon"],
     ["bench", "--model", "nonet", "--time-budget", "1m"],
     ["bench", "--run", "x", "--time-budget", "1m"],
+    ["bench", "--run", "x", "--peers", "onnxruntime,tflite"],
+    ["bench", "--run", "x", "--metaschedule-time-budget", "soon"],
+    ["bench", "--run", "x", "--metaschedule-trials-per-task", "-1"],
 ])
 def test_bench_bad_options_are_one_line(argv, tmp_path: Path, capsys) -> None:
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2

@@ -73,3 +73,37 @@ def test_proxy_measure_caches_by_neural_part(resnet20) -> None:
 def test_unknown_measure_is_one_line(resnet20) -> None:
     with pytest.raises(UsageError, match="choose one of fisher, params, flops"):
         make_measure("accuracy", resnet20)
+
+
+def test_a_search_checks_the_chosen_measure(tmp_path) -> None:
+    import json
+
+    from evo.cli import main
+    from evo.store.run_store import RunStore
+
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "6",
+                 "--generations", "3", "--capacity", "params", "--threshold", "0.6",
+                 "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["capacity"] == "params"
+    measure = make_measure("params", load_network("tiny", (1, 3, 32, 32), seed=0))
+    original = measure.original().total
+    store = RunStore.open(out, readonly=True)
+    try:
+        snapshot = store.load()
+    finally:
+        store.close()
+    legal = [e for e in snapshot.evaluations.values() if e.violation == 0]
+    assert legal and any(e.fisher < original for e in legal)  # neural changes let through
+    assert all(e.fisher >= 0.6 * original - 1e-6 for e in legal)
+    refused = [e for e in snapshot.evaluations.values() if e.violation]
+    assert all(e.fisher == pytest.approx(original * (0.6 - e.violation)) for e in refused)
+
+
+def test_layer_scope_needs_a_per_layer_measure(tmp_path, capsys) -> None:
+    from evo.cli import main
+
+    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--capacity", "snip",
+                 "--scope", "layer", "--out", str(tmp_path / "r")]) == 2
+    assert "no per-layer values" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

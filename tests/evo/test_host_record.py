@@ -55,7 +55,7 @@ def _schema(path: Path) -> str:
         return db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
 
 
-def test_a_schema_1_store_is_read_as_is_and_upgraded_when_written(tmp_path: Path) -> None:
+def test_a_schema_1_store_is_read_as_is_and_upgraded_when_a_session_starts(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path)
     store.end_session(store.start_session(1, "evo run", describe_host()), "completed")
     store.close()
@@ -67,8 +67,9 @@ def test_a_schema_1_store_is_read_as_is_and_upgraded_when_written(tmp_path: Path
     assert _schema(tmp_path / "run.sqlite") == "1"  # reading does not change the file
 
     store = RunStore.open(tmp_path)
-    assert _schema(tmp_path / "run.sqlite") == "2"
+    assert _schema(tmp_path / "run.sqlite") == "1"  # opening writes nothing either
     store.start_session(2, "evo resume", describe_host())
+    assert _schema(tmp_path / "run.sqlite") == "2"
     sessions = store.sessions()
     store.close()
     assert sessions[0]["host"] is None and sessions[0]["reason"] == "completed"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from evo.errors import InfrastructureError, UsageError
 from evo.measure import LayerJob, make_evaluator
 from evo.measure.build import FAULT_ENV
 from genomes.genome import LayerGenome
@@ -47,8 +48,15 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def rpc_tracker() -> Iterator[str]:
-    """A tracker and one server registered under key `evo-test`; yields the runner URL."""
+def rpc_tracker(rpc_processes) -> str:
+    """A tracker and one server registered under key `evo-test`: the runner URL."""
+    return rpc_processes[0]
+
+
+@pytest.fixture
+def rpc_processes() -> Iterator[tuple[str, subprocess.Popen, subprocess.Popen]]:
+    """A tracker and one server registered under key `evo-test`; yields the runner URL,
+    the tracker process and the server process."""
     from tvm import rpc
 
     tracker_port, server_port = free_port(), free_port()
@@ -69,7 +77,7 @@ def rpc_tracker() -> Iterator[str]:
             assert time.monotonic() < deadline, "the RPC server never registered"
             assert tracker.poll() is None and server.poll() is None
             time.sleep(0.5)
-        yield f"rpc://127.0.0.1:{tracker_port}/evo-test"
+        yield f"rpc://127.0.0.1:{tracker_port}/evo-test", tracker, server
     finally:
         stop(server)
         stop(tracker)
@@ -93,15 +101,42 @@ def test_rpc_runner_times_on_the_remote_device(rpc_tracker, tmp_path):
     local.close()
 
 
-def test_rpc_runner_without_a_server_is_an_error_value():
+def test_rpc_runner_without_a_tracker_is_not_a_candidates_result(monkeypatch):
     port = free_port()  # nothing listens here
-    evaluator = make_evaluator("tvm", jobs=1, runner=f"rpc://127.0.0.1:{port}/none", threads=1)
+    runner = f"rpc://127.0.0.1:{port}/none"
+    unreachable = (f"measurement device: ConnectionError: cannot reach the RPC tracker at "
+                   f"127.0.0.1:{port} (Connection refused)")
+    monkeypatch.setenv("EVO_RETRY_DELAYS", "0")
+    evaluator = make_evaluator("tvm", jobs=1, runner=runner, threads=1)
     try:
-        (result,) = evaluator.measure([LayerJob(SPEC, LayerGenome())])
+        with pytest.raises(InfrastructureError) as failed:
+            evaluator.measure([LayerJob(SPEC, LayerGenome())])
     finally:
         evaluator.close()
-    assert result.error == (f"measurement device: ConnectionError: cannot reach the RPC "
-                            f"tracker at 127.0.0.1:{port} (Connection refused)")
+    assert str(failed.value) == ("timing keeps failing, not because of a candidate: "
+                                 + unreachable)
+    with pytest.raises(UsageError) as refused:  # the preflight says it before anything
+        make_evaluator("tvm", jobs=1, runner=runner, threads=1, preflight=True)
+    assert str(refused.value) == f"cannot time: a tiny reference conv failed: {unreachable}"
+
+
+def test_rpc_device_gone_mid_measurement_stops_it(rpc_processes, monkeypatch):
+    """Server and tracker stop between two programs: the next one is not given an error
+    value; after the retries the evaluator raises InfrastructureError."""
+    runner, tracker, server = rpc_processes
+    monkeypatch.setenv("EVO_RETRY_DELAYS", "0.2")
+    evaluator = make_evaluator("tvm", jobs=1, runner=runner, threads=1, preflight=True)
+    try:
+        (first,) = evaluator.measure([LayerJob(SPEC, LayerGenome())])
+        assert first.ok, first.error
+        stop(server)
+        stop(tracker)
+        with pytest.raises(InfrastructureError, match="timing keeps failing, not because of "
+                                                      "a candidate: measurement device: "
+                                                      "ConnectionError: cannot reach the RPC"):
+            evaluator.measure([LayerJob(SPEC, TILED)])
+    finally:
+        evaluator.close()
 
 
 def _imported_the_builder() -> bool:

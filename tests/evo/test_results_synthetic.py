@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evo.analysis.attribution import attribute, format_attribution
@@ -51,6 +52,9 @@ PLAN = {
 }
 
 
+RNG_STATE = np.random.default_rng(0).bit_generator.state  # a store must hold a real one
+
+
 def make_run(folder: Path, sessions: str = "completed") -> Path:
     """A three-generation run of `tiny`; `sessions` is completed, killed or open."""
     folder.mkdir(parents=True)
@@ -80,7 +84,7 @@ def make_run(folder: Path, sessions: str = "completed") -> Path:
                "elapsed_s": 10.0 * (generation + 1)}
         store.commit_generation(new, {i.id: evaluations[i.id] for i in new},
                                 Checkpoint(generation, tuple(population), tuple(front), best,
-                                           {}, max(individuals) + 1, len(everyone),
+                                           RNG_STATE, max(individuals) + 1, len(everyone),
                                            10.0 * (generation + 1), log))
     if sessions == "completed":
         store.end_session(session, "completed")

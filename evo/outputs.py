@@ -1,0 +1,71 @@
+"""Writing output files without writing through links.
+
+A folder evo writes into (a run's `report/`, an export folder) may hold what
+someone else put there. `check_outputs` refuses, before anything is written, a
+folder or file to be written that is a symbolic link or not a folder / regular
+file; `replacing` and `write_text` then write each file under a fresh temporary
+name and rename it into place, so a link made meanwhile is replaced, never
+followed, and a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from evo.errors import UsageError
+
+
+def check_outputs(folder: Path, files: Iterable[str | Path] = (),
+                  follow_folder: bool = False) -> None:
+    """Refuse (UsageError) if `folder` is a link (unless `follow_folder`: the command
+    line named it) or not a folder, or if any of `files` in it exists as a link or
+    as anything but a regular file. Nothing is created."""
+    folder = Path(folder)
+    if os.path.lexists(folder):
+        try:
+            mode = (os.stat if follow_folder else os.lstat)(folder).st_mode
+        except OSError:  # a link to nothing
+            mode = 0
+        if not stat.S_ISDIR(mode):
+            raise UsageError(f"{folder}: {_what(folder)}; evo writes only into a real folder")
+    for name in files:
+        path = folder / name
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise UsageError(f"{path}: {_what(path)}; evo does not write through it")
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A fresh temporary path next to `path` (same suffix) to write; renamed onto
+    `path` when the block ends without an error, removed otherwise."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` by renaming a complete temporary file onto it."""
+    with replacing(path) as temporary:
+        temporary.write_text(text)
+
+
+def _what(path: Path) -> str:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file" if not stat.S_ISREG(mode) else "a file"
