@@ -97,9 +97,12 @@ def run(args: argparse.Namespace) -> int:
     options = StepOptions(channels_last=not args.no_channels_last, compile=args.compile)
     final = train(settings, out, quiet=args.quiet, resume_required=args.resume,
                   options=options)
+    from evo.networks.zoo import ZOO
+
+    trust = "" if settings.model in ZOO else ", trust_model_code=True"
     print(f"{final['eval_kind']} accuracy {final['accuracy']:.4f} on {final['eval_images']} "
           f"images ({final['evaluated_on']}) after {final['epoch']} epochs; trained model "
-          f"in {out} (evo.load_model({str(out)!r}))")
+          f"in {out} (evo.load_model({str(out)!r}{trust}))")
     return 0
 
 
@@ -110,6 +113,7 @@ def _model_and_genome(model: str | None, genome_arg: str | None):
 
     from evo.errors import UsageError
     from evo.export.model_files import read_model_info
+    from evo.networks.zoo import ZOO
     from genomes.genome import NetworkGenome, load_genome_file
 
     if not genome_arg:
@@ -118,14 +122,18 @@ def _model_and_genome(model: str | None, genome_arg: str | None):
     if path.is_dir():
         info = read_model_info(path)
         saved = info["model"]
-        if model is not None and model != saved:
-            raise UsageError(f"--model {model} differs from {path}/model.json's {saved!r}; "
-                             f"leave --model out to train the exported network")
-        if model is None and ":" in saved and saved.rsplit(":", 1)[0].endswith(".py"):
-            raise UsageError(f"{path}/model.json names the model file {saved!r}; evo does "
+        if saved in ZOO:
+            if model is not None and model != saved:
+                raise UsageError(f"--model {model} differs from {path}/model.json's "
+                                 f"{saved!r}; leave --model out to train the exported network")
+        elif model is None:
+            raise UsageError(f"{path}/model.json names the model code {saved!r}; evo does "
                              f"not import code from a folder unasked: give --model "
                              f"PATH.py:FACTORY for it")
-        model = saved
+        elif model.rsplit(":", 1)[-1] != saved.rsplit(":", 1)[-1]:
+            raise UsageError(f"--model {model} names another factory than {path}/"
+                             f"model.json's {saved!r}")
+        model = model or saved
         genome = load_genome_file(path / "genome.json")
     else:
         genome = load_genome_file(path)

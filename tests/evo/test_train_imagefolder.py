@@ -117,3 +117,20 @@ def test_an_export_folder_names_model_and_genome(tmp_path: Path, capsys) -> None
                  "tiny"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "differs from" in err
+
+
+def test_an_export_folder_of_model_code_needs_the_model_named(tmp_path: Path,
+                                                              capsys) -> None:
+    data = easy_zip(tmp_path / "easy.zip", per_class=8)
+    code = tmp_path / "net.py"
+    code.write_text("from evo.networks.tiny import tiny\n\ndef net():\n    return tiny()\n")
+    first = tmp_path / "first"
+    assert main([*command(data, first, 1), "--model", f"{code}:net"]) == 0
+    assert "trust_model_code=True" in capsys.readouterr().out
+    assert main([*command(data, tmp_path / "a", 1), "--genome", str(first)]) == 2
+    assert "does not import code from a folder unasked" in capsys.readouterr().err
+    assert main([*command(data, tmp_path / "b", 1), "--genome", str(first), "--model",
+                 f"{code}:other"]) == 2
+    assert "another factory" in capsys.readouterr().err
+    assert main([*command(data, tmp_path / "c", 1), "--genome", str(first), "--model",
+                 f"{code}:net"]) == 0
