@@ -101,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.exists():
         print(f"train_reference: {args.data}: no such archive", flush=True)
         return 2
-    queue = jobs(f"imagefolder:{args.data.resolve()}")
+    every = jobs(f"imagefolder:{args.data.resolve()}")
+    queue = every
     if args.only:
         wanted = set(args.only.split(","))
-        queue = [j for j in queue if wanted & set(j.tags)]
+        queue = [j for j in every if wanted & set(j.tags)]
+    # the archive holds every unfinished training of the script, not only this queue's
     run_queue(queue, RESULTS, RUNS, args.threads,
-              after_job=lambda *_: archive_unfinished(queue, RESULTS, RUNS, ARCHIVE),
+              after_job=lambda *_: archive_unfinished(every, RESULTS, RUNS, ARCHIVE),
               stop_after=None if args.hours is None else args.hours * 3600)
     print(summary())
     return 0
