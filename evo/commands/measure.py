@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runtime threads while timing (default: all cores)")
     parser.add_argument("--cache", metavar="PATH", default=None,
                         help="measurement cache shared by runs "
-                             "(default runs/.cache/measurements.sqlite)")
+                             "(default ~/.cache/evo/measurements.sqlite, or "
+                             "$EVO_CACHE/measurements.sqlite)")
     parser.add_argument("--no-cache", action="store_true",
                         help="measure everything again and store nothing")
     parser.add_argument("--target", metavar="JSON", type=o.target_arg,
@@ -50,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from evo.errors import UsageError
-    from evo.measure import DEFAULT_CACHE, LayerJob, check_measurement_options, make_evaluator
+    from evo.measure import (
+        LayerJob,
+        check_measurement_options,
+        default_measurement_cache,
+        make_evaluator,
+    )
     from evo.networks import load_network, parse_input_shape, transform_network
     from genomes.genome import NetworkGenome, load_genome_file
 
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     transform = transform_network(network, genome, plans_only=True)
     if transform.error is not None:
         raise UsageError(f"{args.genome}: {transform.error}")
-    cache = None if args.no_cache else (args.cache or DEFAULT_CACHE)
+    cache = None if args.no_cache else (args.cache or default_measurement_cache())
     evaluator = make_evaluator(args.evaluator, target=args.target, jobs=args.jobs,
                                cache_path=cache, runner=args.runner, backend=args.backend,
                                scheduler=args.scheduler, build_timeout_s=args.build_timeout,

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         f"error (default {d.build_timeout_s:g})")
     meas.add_argument("--cache", metavar="PATH",
                       help="measurement cache shared by runs (default "
-                           "runs/.cache/measurements.sqlite)")
+                           "~/.cache/evo/measurements.sqlite, or $EVO_CACHE/measurements.sqlite)")
     meas.add_argument("--runner", metavar="rpc://HOST:PORT/KEY",
                       help="measure on a remote device through a TVM RPC tracker")
     meas.add_argument("--backend", choices=("loky", "dask"), default="loky",

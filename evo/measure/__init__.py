@@ -1,6 +1,6 @@
 """Measuring layer programs: parallel builds, serial timing, a shared cache.
 
-    evaluator = make_evaluator("tvm", jobs=2, cache_path=DEFAULT_CACHE)
+    evaluator = make_evaluator("tvm", jobs=2, cache_path=default_measurement_cache())
     results = evaluator.measure([LayerJob(spec, genome), ...])   # one per job, in order
     evaluator.close()
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from evo.errors import UsageError
 from evo.measure.types import LayerEvaluator, LayerJob, LayerMeasurement, Progress
+from evo.paths import default_measurement_cache
 
-DEFAULT_CACHE = "runs/.cache/measurements.sqlite"
 EVALUATORS = ("tvm", "analytic")
 
 
@@ -75,7 +75,7 @@ def check_measurement_options(kind: str, runner: str | None, backend: str,
 
 
 __all__ = [
-    "DEFAULT_CACHE",
+    "default_measurement_cache",
     "EVALUATORS",
     "LayerEvaluator",
     "LayerJob",

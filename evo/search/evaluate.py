@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evo.capacity import FisherPotential, violation
 from evo.capacity.measures import make_measure
-from evo.measure import DEFAULT_CACHE, LayerEvaluator, LayerJob, make_evaluator
+from evo.measure import LayerEvaluator, LayerJob, default_measurement_cache, make_evaluator
 from evo.measure.evaluator import available_cores
 from evo.networks import Network, load_network, transform_network
 from evo.search.config import RunConfig
@@ -115,7 +115,8 @@ def build_context(config: RunConfig, folder: Path | None = None) -> SearchContex
     fisher = make_measure(config.capacity, network, data=config.data, seed=config.seed,
                           batch=config.fisher_batch, bn=config.fisher_bn,
                           threads=available_cores())
-    cache = (config.cache_path(folder) if folder is not None else config.cache) or DEFAULT_CACHE
+    cache = (config.cache_path(folder) if folder is not None else config.cache) or \
+        default_measurement_cache()
     layers = make_evaluator(config.evaluator, target=config.target, jobs=config.jobs,
                             cache_path=cache, runner=config.runner, backend=config.backend,
                             scheduler=config.scheduler, build_timeout_s=config.build_timeout_s,

@@ -84,10 +84,9 @@ def imagefolder_digest(path: str | Path) -> str:
 
 def cache_dir() -> Path:
     """`$EVO_CACHE/imagefolder`, else `${XDG_CACHE_HOME:-~/.cache}/evo/imagefolder`."""
-    if os.environ.get("EVO_CACHE"):
-        return Path(os.environ["EVO_CACHE"]).expanduser() / "imagefolder"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "evo" / "imagefolder"
+    from evo.paths import cache_dir as evo_cache_dir
+
+    return evo_cache_dir() / "imagefolder"
 
 
 def split_name(size: int, seed: int) -> str:
