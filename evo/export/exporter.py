@@ -9,16 +9,20 @@ from typing import Any
 from evo.analysis.snapshot import load_run
 from evo.errors import UsageError
 from evo.export.model_files import output_files, save_model
+from evo.export.network_files import NETWORK_FILES, export_network
 from evo.networks.trust import check_model_code, model_is_code
 from evo.outputs import check_outputs
+from evo.store.records import Evaluation
 
 
 def export_individual(run: str | Path, ident: int | None, out: str | Path,
                       target: str | None = None, tvm: bool = True,
                       trust_model_code: bool = False) -> dict[str, Any]:
     """Write individual `ident` (default: the best legal one) of the run into `out`:
-    genome.json, model.json and weights.pt (see `load_model`) and, if `tvm`, the
-    compiled convs in `out/tvm/` with `out/run_tvm.py`. Returns a summary dict.
+    genome.json, model.json and weights.pt (see `load_model`); the whole network as
+    network.pt2, network.onnx and, if `tvm`, network.so with run_network.py (see
+    `evo.export.network_files`; `summary["network"]` says which failed and why); and,
+    if `tvm`, the compiled convs in `out/tvm/` with `out/run_tvm.py`. Returns a summary.
 
     Checked before anything is written: the run (`load_run`), the individual, the
     model code (a model file or module the run's config.json names is imported only
@@ -44,7 +48,7 @@ def export_individual(run: str | Path, ident: int | None, out: str | Path,
     if transform.error is not None:
         raise UsageError(f"individual {ident} does not apply to {config.model}: "
                          f"{transform.error}")
-    check_outputs(out, output_files(config.model), follow_folder=True)
+    check_outputs(out, output_files(config.model) + NETWORK_FILES, follow_folder=True)
     if tvm:
         from evo.export.tvm_files import TVM_DATA_FILES, TVM_FILES, library_names
 
@@ -59,10 +63,26 @@ def export_individual(run: str | Path, ident: int | None, out: str | Path,
     summary = {"individual": ident, "out": str(out), "slots": len(transform.plans),
                "tvm": None, "model_code": model_is_code(config.model),
                **{k: extra[k] for k in ("latency_ms", "fisher")}}
+    threads = run_threads(evaluation)
     if tvm:
         from evo.export.tvm_files import export_tvm
 
         manifest = export_tvm(out, transform.module, transform.plans, network.input_shape,
-                              compile_for)
+                              compile_for, threads)
         summary["tvm"] = manifest["target"]
+    summary["network"] = export_network(out, transform.module, network.input_shape,
+                                        transform.plans, compile_for, threads)
+    summary["threads"] = threads
     return summary
+
+
+def run_threads(evaluation: Evaluation | None) -> int:
+    """The runtime thread count the run measured this individual with (recorded per
+    slot), else this machine's cores."""
+    from evo.measure.evaluator import available_cores
+
+    for slot in (evaluation.slots if evaluation else {}).values():
+        threads = slot.get("threads") if isinstance(slot, dict) else None
+        if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+            return threads
+    return available_cores()

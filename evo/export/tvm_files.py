@@ -3,7 +3,7 @@
     <slot>.so       the compiled layer (lib.export_library), function `main`
     weights.npz     each slot's weights in the layout its function expects (+ bias)
     check.npz       each slot's input and PyTorch output on one seeded network input
-    manifest.json   target, and per slot: library, shapes, weight and bias keys
+    manifest.json   target, threads, and per slot: library, shapes, weight and bias keys
 
 and `DIR/run_tvm.py`, a script that loads and runs them (numpy and TVM only).
 """
@@ -61,9 +61,10 @@ def slot_io(module: nn.Module, slots: list[str], input_shape: tuple[int, ...],
 
 
 def export_tvm(out: str | Path, module: nn.Module, plans: dict[str, LayerPlan],
-               input_shape: tuple[int, ...], target) -> dict[str, Any]:
+               input_shape: tuple[int, ...], target, threads: int = 1) -> dict[str, Any]:
     """Compile each slot's plan into `out/tvm/` with the weights of `module`; returns
-    the manifest. Raises UsageError if a slot does not compile."""
+    the manifest (`threads`: run_tvm.py's default thread count). Raises UsageError if
+    a slot does not compile."""
     from evo.target import target_key
     from evo.tvm_runtime import CompileError, compile_plan
 
@@ -98,7 +99,7 @@ def export_tvm(out: str | Path, module: nn.Module, plans: dict[str, LayerPlan],
         check[f"{slot}/input"], check[f"{slot}/output"] = x, y
     with replacing(folder / "check.npz") as temporary:
         np.savez(temporary, **check)
-    manifest = {"target": target_key(target), "slots": entries}
+    manifest = {"target": target_key(target), "threads": threads, "slots": entries}
     write_text(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     with replacing(Path(out) / "run_tvm.py") as temporary:
         shutil.copyfile(TEMPLATE, temporary)
