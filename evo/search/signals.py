@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 from types import FrameType
+
+ACKNOWLEDGE = ("\n{name}: stopping after the candidates in flight; "
+               "Ctrl-C again to stop now\n")
 
 
 class StopSignals:
     """While active, the first SIGINT or SIGTERM records a stop request (the loop
-    checks `requested()` between evaluation chunks); a second one stops at once."""
+    checks `requested()` between evaluation chunks) and says so at once on stderr;
+    a second one stops at once."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -22,6 +28,8 @@ class StopSignals:
         if self.reason is not None:
             raise KeyboardInterrupt(f"second {name}")
         self.reason = f"interrupted ({name})"
+        with contextlib.suppress(OSError):  # os.write: no buffered stream in a handler
+            os.write(2, ACKNOWLEDGE.format(name=name).encode())
 
     def __enter__(self) -> StopSignals:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -102,6 +102,7 @@ def test_sigint_checkpoints_and_prints_resume_command(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert f"evo resume {folder}" in out
     assert "Traceback" not in err
+    assert "SIGINT: stopping after the candidates in flight; Ctrl-C again to stop now" in err
     with sqlite3.connect(f"file:{folder / 'run.sqlite'}?mode=ro", uri=True) as db:
         reason = db.execute("SELECT reason FROM sessions ORDER BY id DESC").fetchone()[0]
         generations = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
