@@ -144,8 +144,8 @@ class Search:
         except BaseException:  # e.g. InfrastructureError: the generation is not stored
             state.next_id, state.evaluation_count = state.next_id - len(new), counted
             raise
-        if evaluations is None:
-            state.next_id -= len(new)
+        if evaluations is None:  # stopped: the generation is dropped, and so is its count
+            state.next_id, state.evaluation_count = state.next_id - len(new), counted
             return False
         for individual in new:
             state.individuals[individual.id] = individual

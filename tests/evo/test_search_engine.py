@@ -210,3 +210,27 @@ def test_neural_searches_spread_neural_genes_program_only_searches_never() -> No
     assert all(c.genome.layer("conv1") == parent.layer("layer1.conv2") for c in spread)
     program_only = Variation(view, neural=False, share_rate=0.0, spread_rate=1.0)
     assert all(program_only.mutate(rng, parent).operator != "spread" for _ in range(10))
+
+
+def test_a_stop_mid_generation_drops_it_and_its_evaluation_count(tmp_path: Path) -> None:
+    config = RunConfig(model="tiny", evaluator="analytic", population=8, generations=4,
+                       cache=str(tmp_path / "cache.sqlite"))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    store = RunStore.create(folder)
+    context = build_context(config)
+    search = Search(config, store, context.variation, context.evaluate, chunk=2)
+    polls = []
+
+    def stop_in_generation_1() -> str | None:
+        polls.append(search.state.generation)
+        # generation 0 is stored; stop after generation 1 has evaluated one chunk
+        return "interrupted (test)" if polls.count(0) >= 3 else None
+
+    assert search.run(Budget(config.generations + 1), stop_in_generation_1) == \
+        "interrupted (test)"
+    assert search.state.generation == 0
+    stored = store.load().checkpoints[-1]
+    assert stored.generation == 0
+    assert search.state.evaluation_count == stored.evaluations  # the summary's count
+    store.close()
