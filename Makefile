@@ -11,13 +11,18 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 
+# The suite runs in two processes (pytest-xdist), one test file per process at a time:
+# most tests wait on subprocesses or use one core. `make test TEST_WORKERS=0` runs it
+# in this process only.
+TEST_WORKERS ?= 2
+
 .PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH)'
-	$(BIN)/pip install --quiet -e '.[test,plots,dask,bench]'
+	$(BIN)/pip install --quiet -e '.[test,plots,dask,bench,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +35,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 900
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/docs-site
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks

@@ -50,10 +50,27 @@ def jobs(data: str) -> list[Job]:
         return Job(f"{name}-s{seed}", settings, (name,))
 
     genomes = list(study_genomes().items())
-    out = [job(name, genome) for name, genome in genomes]
-    for position, seed in zip((3, 12), ORIGINAL_SEEDS[1:], strict=True):
+    out = [job(name, genome) for name, genome in interleaved(genomes)]
+    for position, seed in zip((3, 8), ORIGINAL_SEEDS[1:], strict=True):
         out.insert(position, job("original", genomes[0][1], seed))
     return out
+
+
+def interleaved(genomes: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The genomes taken in turn from each kind (uniform, partial, random, search-like),
+    so that any prefix of the queue (a study cut short) spans all kinds."""
+    def kind(name: str) -> int:
+        if name.startswith("random"):
+            return 2
+        if name.startswith("searchlike"):
+            return 3
+        return 0 if name.endswith("-all") or name in ("original", "minimal") else 1
+
+    groups: list[list[tuple[str, dict]]] = [[], [], [], []]
+    for entry in genomes:
+        groups[kind(entry[0])].append(entry)
+    longest = max(len(group) for group in groups)
+    return [group[i] for i in range(longest) for group in groups if i < len(group)]
 
 
 def main(argv: list[str] | None = None) -> int:

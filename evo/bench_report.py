@@ -23,6 +23,7 @@ from evo.capacity import FisherPotential
 from evo.errors import UsageError
 from evo.host import describe_host, distinct_hosts
 from evo.networks import load_network, transform_network
+from evo.networks.trust import check_model_code
 from evo.search.variation import TEMPLATE_SCHEDULE, template_genome
 from evo.target import make_target
 from genomes.genome import NetworkGenome
@@ -33,17 +34,19 @@ __all__ = ["benchmark", "best_peer", "format_table", "speedups"]
 def benchmark(run: Path, ident: int | None, program_run: Path | None,
               trials_per_task: int | None, threads: int, out: Path | None,
               metaschedule_budget_s: float | None = None,
-              peers: Sequence[str] = DEFAULT_PEERS) -> dict:
+              peers: Sequence[str] = DEFAULT_PEERS, trust_model_code: bool = False) -> dict:
     """Every row as a dict (name, network, ms, spread, error, and network facts), the
     best peer (the fastest correct row on the original network), speedups of the
     discovered network against rows 1, 2, 3 and the best peer, this machine (`host`)
     and the machines the search ran on (`search_hosts`). `trials_per_task` 0 skips
     MetaSchedule, None takes its default (`evo.bench.metaschedule`); `peers` are names
     of `evo.bench.peers.PEERS`, each measured on the original and the discovered
-    network."""
+    network. Model code the run's config.json names (not a zoo model) is imported
+    only with `trust_model_code` (`evo.networks.trust`; else UsageError)."""
     set_tvm_threads(threads)
     snap = load_run(run)
     config = snap.config
+    check_model_code(config.model, f"{run}/config.json", trust_model_code)
     chosen = snap.resolve(ident)
     genome = snap.individual(chosen).genome
     network = load_network(config.model, config.input_shape, seed=config.seed)

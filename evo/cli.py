@@ -9,8 +9,9 @@ import sys
 
 from evo.errors import INFRASTRUCTURE_EXIT, InfrastructureError, user_error_types
 
-# command name -> module under evo.commands; each module defines
-# HELP (one line), add_arguments(parser) and run(args) -> int.
+# command name -> module under evo.commands; each module defines HELP (one line),
+# EXAMPLES (the epilog of its --help, starting "examples:"), add_arguments(parser)
+# and run(args) -> int.
 COMMANDS: dict[str, str] = {
     "verify": "verify",
     "genome": "genome",
@@ -29,9 +30,31 @@ COMMANDS: dict[str, str] = {
 }
 
 
+EXAMPLES = """examples:
+  # a search in seconds (analytic latency estimates, no TVM builds), then its results
+  evo run --model tiny --evaluator analytic --population 4 --generations 1 --out runs/demo
+  evo status runs/demo
+  evo lineage runs/demo
+  evo report runs/demo
+  evo export runs/demo --out runs/demo/winner
+  # each command's options and examples
+  evo run --help
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but an "examples:" epilog keeps its lines as written
+    (the description and option help are still wrapped)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,13 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural architecture search as program transformation exploration: "
                     "evolve per-layer transformation sequences of CNN convolutions, "
                     "legal by Fisher Potential, measured with TVM.",
+        epilog=EXAMPLES, formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"evo {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"evo.commands.{module_name}")
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                                 epilog=getattr(module, "EXAMPLES", None),
+                                 formatter_class=HelpFormatter)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser

@@ -3,10 +3,12 @@ each slot, from the parent's genome to the child's (so crossovers are covered to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from evo.analysis.order import in_order
 from genomes.genes import Gene
 from genomes.genome import LayerGenome, NetworkGenome
 
@@ -53,10 +55,12 @@ class GeneChange:
         return out
 
 
-def genome_changes(parent: NetworkGenome, child: NetworkGenome) -> list[GeneChange]:
-    """Every edit that turns `parent` into `child`, slot by slot (sorted by slot id)."""
+def genome_changes(parent: NetworkGenome, child: NetworkGenome,
+                   order: Sequence[str] = ()) -> list[GeneChange]:
+    """Every edit that turns `parent` into `child`, slot by slot in the network's
+    order `order` (slots it lacks after, see `evo.analysis.order.in_order`)."""
     out: list[GeneChange] = []
-    for slot in sorted(set(parent.layers) | set(child.layers)):
+    for slot in in_order(set(parent.layers) | set(child.layers), order):
         out += layer_changes(slot, parent.layer(slot), child.layer(slot))
     return out
 

@@ -46,7 +46,8 @@ def ancestry(snap: RunSnapshot, ident: int) -> list[Step]:
         individual = snap.individuals[ident]
         parent = individual.parents[0] if individual.parents else None
         before = snap.individuals.get(parent) if parent is not None else None
-        changes = genome_changes(before.genome, individual.genome) if before else []
+        changes = genome_changes(before.genome, individual.genome, snap.slot_order) \
+            if before else []
         steps.append(Step(individual, snap.evaluations.get(ident), parent,
                           tuple(individual.parents[1:]), snap.evaluations.get(parent),
                           tuple(changes)))
@@ -67,6 +68,18 @@ def latency_text(evaluation: Evaluation | None) -> str:
     return f"{evaluation.latency_ms:.4f} ms"
 
 
+MEASURE_NAMES = {"fisher": "Fisher Potential", "params": "Parameters of the slot convs",
+                 "flops": "FLOPs of the slot convs", "synflow": "SynFlow", "snip": "SNIP",
+                 "grad_norm": "gradient norm", "naswot": "NASWOT score"}
+SHORT_NAMES = {"fisher": "Fisher", "params": "params", "flops": "FLOPs", "synflow": "SynFlow",
+               "snip": "SNIP", "grad_norm": "grad norm", "naswot": "NASWOT"}
+
+
+def capacity_label(snap: RunSnapshot) -> str:
+    """The short name of the capacity measure the run judged legality with."""
+    return SHORT_NAMES.get(snap.config.capacity, snap.config.capacity)
+
+
 def fisher_text(evaluation: Evaluation | None) -> str:
     if evaluation is None or evaluation.fisher is None:
         return "-"
@@ -84,12 +97,14 @@ def format_lineage(snap: RunSnapshot, steps: list[Step]) -> str:
         if step.parent is not None:
             origin = f" from #{step.parent}" + "".join(f" x #{o}" for o in step.others)
         head = f"#{ind.id:<5} gen {ind.generation:<3} {ind.operator}{origin}"
+        measure = capacity_label(snap)
         if step.parent is None:
-            values = f"latency {latency_text(step.evaluation)}, Fisher " \
+            values = f"latency {latency_text(step.evaluation)}, {measure} " \
                      f"{fisher_text(step.evaluation)}"
         else:
             values = (f"latency {latency_text(step.before)} -> {latency_text(step.evaluation)}"
-                      f", Fisher {fisher_text(step.before)} -> {fisher_text(step.evaluation)}")
+                      f", {measure} {fisher_text(step.before)} -> "
+                      f"{fisher_text(step.evaluation)}")
         lines.append(f"{head}\n        {values}")
         if step.evaluation is not None and step.evaluation.error:
             lines.append(f"        error: {step.evaluation.error.splitlines()[0][:200]}")
@@ -98,17 +113,32 @@ def format_lineage(snap: RunSnapshot, steps: list[Step]) -> str:
 
 
 def grouped_edits(changes: tuple[GeneChange, ...]) -> list[str]:
-    """One line per slot and kind of edit: `conv1: + tile(co, 8) ; vectorize(ow)`."""
+    """One line per slot and kind of edit, in the changes' (network) order: `conv1: +
+    tile(co, 8) ; vectorize(ow)`; three or more slots in a row with the same edit
+    share one line: `conv1 .. layer3.conv2 (9 slots): + tile(co, 8)`."""
     groups: dict[tuple[str, str], list[GeneChange]] = {}
     for change in changes:
         groups.setdefault((change.slot, change.action), []).append(change)
-    lines = []
+    edits: list[tuple[str, str]] = []  # (slot, what was done to it)
     for (slot, action), members in groups.items():
         if action == "changed":
-            lines += [c.describe() for c in members]
+            edits += [(slot, f"~ {c.old.label()} -> {c.gene.label()}") for c in members
+                      if c.old is not None]
             continue
         sign = {"added": "+", "removed": "-", "moved": "<>"}[action]
-        lines.append(f"{slot}: {sign} " + " ; ".join(c.gene.label() for c in members))
+        edits.append((slot, f"{sign} " + " ; ".join(c.gene.label() for c in members)))
+    lines, start = [], 0
+    while start < len(edits):
+        end = start + 1
+        while end < len(edits) and edits[end][1] == edits[start][1] \
+                and edits[end][0] != edits[end - 1][0]:
+            end += 1
+        if end - start >= 3:
+            lines.append(f"{edits[start][0]} .. {edits[end - 1][0]} ({end - start} slots): "
+                         f"{edits[start][1]}")
+        else:
+            lines += [f"{slot}: {text}" for slot, text in edits[start:end]]
+        start = end
     return lines
 
 
@@ -171,7 +201,7 @@ def _node_label(snap: RunSnapshot, ident: int) -> str:
     operator = individual.operator if individual else "?"
     generation = individual.generation if individual else "?"
     return (f"#{ident} (gen {generation})\n{operator}\n{latency_text(evaluation)}\n"
-            f"Fisher {fisher_text(evaluation)}")
+            f"{capacity_label(snap)} {fisher_text(evaluation)}")
 
 
 def _escape(text: str) -> str:

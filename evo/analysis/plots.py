@@ -1,11 +1,13 @@
-"""The report's figures (matplotlib, Agg backend, PNG): search progress, the Pareto
-front, the lineage of the best individual and its per-layer speedup."""
+"""The report's figures (matplotlib, Agg backend, PNG): search progress, the lineage
+of the best individual and its per-layer speedup (the Pareto front is in
+`evo.analysis.pareto_plot`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from evo.analysis.changes import changed_names
+from evo.analysis.labels import place_labels, point_boxes
 from evo.analysis.lineage import Step
 from evo.analysis.snapshot import RunSnapshot
 from evo.errors import UsageError
@@ -74,65 +76,20 @@ def plot_progress(snap: RunSnapshot, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_pareto(snap: RunSnapshot, path: Path) -> Path:
-    """Every legal, measured individual; the Pareto set; the original and the best."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), constrained_layout=True)
-    legal = [(e.latency_ms, e.fisher) for i, e in snap.evaluations.items()
-             if e.feasible and e.fisher is not None]
-    if legal:
-        ax.scatter(*zip(*legal, strict=True), s=14, color="tab:gray", alpha=0.5,
-                   label=f"legal individuals ({len(legal)})")
-    front = sorted((snap.evaluations[i].latency_ms, snap.evaluations[i].fisher)
-                   for i in snap.front if snap.evaluations[i].fisher is not None)
-    if front:
-        ax.step(*zip(*front, strict=True), where="post", color="tab:red", linewidth=1.2)
-        ax.scatter(*zip(*front, strict=True), s=40, color="tab:red", zorder=3,
-                   label=f"Pareto set ({len(front)})")
-    original = snap.original
-    if original is not None and original.feasible and original.fisher is not None:
-        ax.scatter([original.latency_ms], [original.fisher], marker="*", s=260, color="black",
-                   zorder=4, label="original network")
-    template = snap.template
-    if snap.template_ms and snap.evaluations[template].fisher is not None:
-        ax.scatter([snap.template_ms], [snap.evaluations[template].fisher], marker="s", s=70,
-                   facecolor="none", edgecolor="black", zorder=4,
-                   label=f"template schedule (#{template})")
-    best = snap.best
-    if best is not None and snap.evaluations[best].fisher is not None:
-        e = snap.evaluations[best]
-        ax.scatter([e.latency_ms], [e.fisher], marker="D", s=70, facecolor="none",
-                   edgecolor="tab:orange", linewidth=2, zorder=5, label=f"best legal (#{best})")
-    same_point: dict[tuple[float, float], list[int]] = {}
-    for ident in snap.front:
-        e = snap.evaluations[ident]
-        if e.fisher is not None:
-            same_point.setdefault((e.latency_ms, e.fisher), []).append(ident)
-    for (ms, fisher), idents in list(same_point.items())[:15]:
-        names = ", ".join(f"#{i}" for i in idents[:4]) + (" ..." if len(idents) > 4 else "")
-        ax.annotate(names, (ms, fisher), textcoords="offset points", xytext=(6, 5),
-                    fontsize=8, color="tab:red")
-    if not legal:
-        ax.text(0.5, 0.5, "no legal individual yet", ha="center", va="center",
-                transform=ax.transAxes)
-    log = _wide([p[0] for p in legal])
-    if log:
-        _log_axis(ax.xaxis, ax.set_xscale)
-    ax.set_xlabel("latency (ms, " + ("log scale, " if log else "") + "lower is better)")
-    ax.set_ylabel("Fisher Potential (higher is better)")
-    ax.set_title("Pareto front: latency against Fisher Potential")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
-    return _save(fig, path)
-
-
 def plot_lineage(snap: RunSnapshot, steps: list[Step], path: Path) -> Path:
+    """`lineage_figure` as a PNG at `path`."""
+    return _save(lineage_figure(snap, steps), path)
+
+
+def lineage_figure(snap: RunSnapshot, steps: list[Step]):
     """The line from the original to the individual: one point per step (its
-    latency), coloured by the kind of genes it edited, labelled with the edits;
-    crossover partners as hollow points with dashed edges."""
+    latency), coloured by the kind of genes it edited, labelled with the edits
+    (placed so that no label hides another or a point); crossover partners as
+    hollow points with dashed edges."""
     plt = pyplot()
     width = min(24.0, max(8.0, 1.1 * len(steps) + 2))
-    fig, ax = plt.subplots(figsize=(width, 5.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(width, 5.5), constrained_layout=True, dpi=DPI)
+    labels, partners, points = [], [], []
     measured = [s.evaluation.latency_ms for s in steps
                 if s.evaluation is not None and s.evaluation.feasible]
     top = max(measured) * 1.12 if measured else 1.0
@@ -151,17 +108,20 @@ def plot_lineage(snap: RunSnapshot, steps: list[Step], path: Path) -> Path:
         used.add(kind)
         ax.scatter([x], [y], s=60, zorder=3, color=KIND_COLOURS[kind],
                    marker="o" if ok else "X")
-        ax.annotate(_edit_label(step), (x, y), textcoords="offset points", xytext=(0, 9),
-                    ha="center", va="bottom", fontsize=7, zorder=4,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none",
-                          "alpha": 0.85})
+        points.append((x, y))
+        labels.append(ax.annotate(
+            _edit_label(step), (x, y), textcoords="offset points", xytext=(0, 9),
+            ha="center", va="bottom", fontsize=7, zorder=4, gid="edit-label",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85}))
         for other in step.others:
             oy, _ = height(other)
             ax.scatter([x - 0.5], [oy], s=40, facecolor="white", edgecolor="tab:gray",
                        zorder=2)
+            points.append((x - 0.5, oy))
             ax.plot([x - 0.5, x], [oy, y], linestyle="--", color="tab:gray", linewidth=1)
-            ax.annotate(f"#{other}", (x - 0.5, oy), textcoords="offset points",
-                        xytext=(0, -12), ha="center", fontsize=7, color="tab:gray")
+            partners.append(ax.annotate(f"#{other}", (x - 0.5, oy), textcoords="offset points",
+                                        xytext=(0, -12), ha="center", fontsize=7,
+                                        color="tab:gray", gid="partner-label"))
     for kind in ("original", "program", "neural", "both", "none"):
         if kind in used:
             ax.scatter([], [], color=KIND_COLOURS[kind], label=_KIND_LABELS[kind])
@@ -185,15 +145,25 @@ def plot_lineage(snap: RunSnapshot, steps: list[Step], path: Path) -> Path:
                  "genes it edited")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
-    return _save(fig, path)
+    for label in labels + partners:
+        label.set_in_layout(False)
+    fig.canvas.draw()  # lay the figure out, then find each label a free place
+    place_labels(fig, ax, labels + partners, point_boxes(fig, ax, points))
+    return fig
 
 
 def plot_layer_speedup(snap: RunSnapshot, ident: int, path: Path) -> Path:
-    """Per slot: the original's conv latency over the individual's."""
+    """`layer_speedup_figure` as a PNG at `path`."""
+    return _save(layer_speedup_figure(snap, ident), path)
+
+
+def layer_speedup_figure(snap: RunSnapshot, ident: int):
+    """Per slot, top to bottom in the order the network runs them: the original's
+    conv latency over the individual's."""
     plt = pyplot()
     base = snap.original.slots if snap.original else {}
     mine = snap.evaluations[ident].slots
-    rows = [(slot, base[slot]["ms"], mine[slot]["ms"]) for slot in base
+    rows = [(slot, base[slot]["ms"], mine[slot]["ms"]) for slot in snap.ordered(base)
             if slot in mine and base[slot].get("ms") and mine[slot].get("ms")]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.38 * max(len(rows), 2)), constrained_layout=True)
     if rows:
@@ -216,7 +186,7 @@ def plot_layer_speedup(snap: RunSnapshot, ident: int, path: Path) -> Path:
     ax.set_ylabel("layer (slot)")
     ax.set_title(f"Per-layer speedup of #{ident} against the original network")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 _KIND_LABELS = {"original": "original network", "program": "program genes edited",
@@ -253,6 +223,8 @@ def _step_kind(step: Step) -> str:
 def _edit_label(step: Step) -> str:
     if step.parent is None:
         return "original"
+    if step.individual.operator == "initial:template":
+        return "template\nschedule"
     signs = {"added": "+", "removed": "-", "changed": "~", "moved": "<>"}
     edits = sorted({f"{signs[c.action]}{c.gene.name}" for c in step.changes})
     if len(edits) > 3:

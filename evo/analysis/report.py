@@ -6,15 +6,16 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from evo.analysis.attribution import attribute
-from evo.analysis.lineage import ancestry, fisher_text, format_lineage, latency_text
-from evo.analysis.plots import (
-    plot_layer_speedup,
-    plot_lineage,
-    plot_pareto,
-    plot_progress,
-    pyplot,
+from evo.analysis.attribution import attribute, baseline_text
+from evo.analysis.lineage import (
+    MEASURE_NAMES,
+    ancestry,
+    fisher_text,
+    format_lineage,
+    latency_text,
 )
+from evo.analysis.pareto_plot import capacity_scale, plot_pareto
+from evo.analysis.plots import plot_layer_speedup, plot_lineage, plot_progress, pyplot
 from evo.analysis.snapshot import RunSnapshot, load_run
 from evo.analysis.status import format_status, run_status
 from evo.outputs import check_outputs, write_text
@@ -45,7 +46,9 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
            "(progress.png)", "",
            "## Pareto front", "",
            "Every legal, measured individual (grey), the Pareto set (red) of latency against "
-           "Fisher Potential, the original network (star) and the best legal individual.", "",
+           "the capacity measure as a ratio to the original network's (the scale the "
+           "threshold is on), the original network (star), the template schedule (square) "
+           "and the best legal individual (diamond).", "",
            "![Pareto front](pareto.png)", ""]
     md += _front_table(snap)
     best = snap.best
@@ -75,24 +78,26 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
 def _front_table(snap: RunSnapshot) -> list[str]:
     if not snap.front:
         return []
-    rows = ["| id | generation | operator | latency (ms) | speedup | Fisher Potential |",
-            "|---:|---:|---|---:|---:|---:|"]
+    scale, _ = capacity_scale(snap)
+    rows = ["| id | generation | operator | latency (ms) | speedup | capacity | "
+            "x the original's |", "|---:|---:|---|---:|---:|---:|---:|"]
     for ident in snap.front:
         e, ind = snap.evaluations[ident], snap.individuals[ident]
         speedup = f"{snap.original_ms / e.latency_ms:.2f}x" if snap.original_ms else "-"
+        ratio = f"{e.fisher / scale:.3f}x" if scale != 1.0 and e.fisher is not None else "-"
         rows.append(f"| {ident} | {ind.generation} | {ind.operator} | {e.latency_ms:.4f} | "
-                    f"{speedup} | {fisher_text(e)} |")
+                    f"{speedup} | {fisher_text(e)} | {ratio} |")
     return ["### The Pareto set", "", *rows, ""]
 
 
 def _genome_table(snap: RunSnapshot, ident: int) -> list[str]:
     evaluation, genome = snap.evaluations[ident], snap.individuals[ident].genome
     base = snap.original.slots if snap.original else {}
-    lines = [f"Latency {latency_text(evaluation)}, Fisher Potential {fisher_text(evaluation)}.",
+    measure = MEASURE_NAMES.get(snap.config.capacity, snap.config.capacity)
+    lines = [f"Latency {latency_text(evaluation)}, {measure} {fisher_text(evaluation)}.",
              "", "| layer (slot) | genes | original (ms) | this (ms) | speedup |",
              "|---|---|---:|---:|---:|"]
-    slots = list(base) or sorted(genome.layers)
-    for slot in slots:
+    for slot in snap.ordered(base or genome.layers):
         before = base.get(slot, {}).get("ms")
         after = evaluation.slots.get(slot, {}).get("ms")
         speedup = f"{before / after:.2f}x" if before and after else "-"
@@ -104,9 +109,10 @@ def _genome_table(snap: RunSnapshot, ident: int) -> list[str]:
 def _attribution_section(snap: RunSnapshot) -> list[str]:
     result = attribute(snap)
     lines = ["## Which genes the speedup came from", "",
-             "Along the lineage of each Pareto-set member, each measured step's latency change "
-             "is split evenly between the gene kinds it edited (since the last measured "
-             "ancestor); the table sums the members.", ""]
+             f"The latency saved {baseline_text(result)}: along the lineage of each "
+             "Pareto-set member, each measured step's latency change is split evenly between "
+             "the gene kinds it edited (since the last measured ancestor); the table sums the "
+             "members.", ""]
     if result.note or not result.shares:
         return [*lines, result.note or "Nothing to attribute yet.", ""]
     total = result.total_saved_ms

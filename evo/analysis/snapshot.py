@@ -8,10 +8,13 @@ of one; a damaged store is refused in one line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from evo.analysis.order import in_order
 from evo.errors import UsageError
 from evo.search.config import CONFIG_NAME, RunConfig
 from evo.store.lock import holder_pid
@@ -66,6 +69,26 @@ class RunSnapshot:
         template = self.template
         evaluation = self.evaluations.get(template) if template is not None else None
         return evaluation.latency_ms if evaluation is not None and evaluation.feasible else None
+
+    @cached_property
+    def slot_order(self) -> list[str]:
+        """Every slot id the run knows, in the order the network runs its convs: as
+        the run recorded it with its original network, then (a run from before the
+        order was recorded) the others by name, numbers read as numbers."""
+        original = self.individuals.get(ORIGINAL_ID)
+        recorded = original.detail.get("slots") if original is not None else None
+        recorded = [s for s in recorded if isinstance(s, str)] \
+            if isinstance(recorded, list) else []
+        known = set(recorded)
+        for evaluation in self.evaluations.values():
+            known.update(evaluation.slots)
+        for individual in self.individuals.values():
+            known.update(individual.genome.layers)
+        return in_order(known, recorded)
+
+    def ordered(self, slots: Iterable[str]) -> list[str]:
+        """`slots` in the network's order (see `slot_order`)."""
+        return in_order(slots, self.slot_order)
 
     def individual(self, ident: int) -> Individual:
         """The individual `ident`, or a UsageError naming the ids this run has."""

@@ -10,6 +10,15 @@ HELP = ("Measure, in one process and one sitting, whole networks end to end (bat
         "(torch.compile, ONNX Runtime, OpenVINO), a BlockSwap-style baseline, and the best "
         "legal discovered network in TVM, PyTorch eager and the peers. With --model and "
         "--time-budget it first runs the full search and its program-only twin itself.")
+
+EXAMPLES = """examples:
+  # run a two-hour search and its program-only twin, then bench the winner
+  evo bench --model resnet20 --time-budget 2h
+  # a finished search against its program-only twin, as JSON
+  evo bench --run runs/resnet20-2h --program-run runs/resnet20-program --json
+  # quick: no MetaSchedule row and no peers
+  evo bench --run runs/demo --metaschedule-trials-per-task 0 --peers none
+"""
 DEFAULT_PEERS = "torch_compile,onnxruntime,openvino"  # evo.bench.peers.DEFAULT_PEERS
 
 
@@ -47,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--program-run", metavar="DIR",
                         help="with --run: a --program-only run of the same model and budget; "
                              "its best is row 1 (default: the template schedule)")
+    source.add_argument("--trust-model-code", action="store_true",
+                        help="with --run: import the model file or module the run's "
+                             "config.json names (a run folder may come from someone else; "
+                             "zoo models need nothing)")
     parser.add_argument("--metaschedule-trials-per-task", "--metaschedule-trials",
                         dest="trials_per_task", type=o.count(0, 100_000).arg(), metavar="N",
                         help="MetaSchedule trials for each of the network's tasks in row 2 "
@@ -67,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "database, result.json; default runs/bench-MODEL-T); with --run: "
                              "where MetaSchedule keeps its database (default RUN/bench)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars in the searches")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    from evo.commands.formats import add_format_options
+
+    add_format_options(parser, "the result as one object (what result.json holds)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,10 +115,13 @@ def run(args: argparse.Namespace) -> int:
 
         budget = RunConfig.load(program_run).time_budget_s if program_run else None
     result = benchmark(run_dir, chosen, program_run, args.trials_per_task, args.threads, out,
-                       budget, peers)
+                       budget, peers,
+                       trust_model_code=args.trust_model_code or args.model is not None)
     if args.model is not None:
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    from evo.commands.formats import wants_json
+
+    print(json.dumps(result, indent=2) if wants_json(args) else format_table(result))
     return 0 if all(row["error"] is None for row in result["rows"]) else 1
 
 

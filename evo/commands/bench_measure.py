@@ -7,8 +7,16 @@ import json
 import os
 import sys
 
+from evo.commands.formats import add_format_options, wants_json
+
 HELP = ("Benchmark measurement: new layer programs built and measured per hour with --jobs 1 "
         "and --jobs 2, and the spread of repeated measurements of one program.")
+
+EXAMPLES = """examples:
+  evo bench-measure
+  # a quicker look: 10 programs per worker count, at most a minute each
+  evo bench-measure --layers 10 --seconds 60 --jobs 1 2 4 --json
+"""
 
 GOAL_PER_HOUR = 1500
 GOAL_SPREAD = 0.03
@@ -31,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=o.SEED.arg(), default=0, help="random seed (default 0)")
     parser.add_argument("--target", metavar="JSON", type=o.target_arg,
                         help="TVM target as JSON or TVM's 'llvm -mcpu=CPU' (default: this CPU)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_format_options(parser, "the figures as one object")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     repeat, host = measure_repeatability(args.repeats, target=args.target,
                                          threads=args.threads)
     load = os.getloadavg()[0]
-    if args.json:
+    if wants_json(args):
         print(json.dumps({
             "throughput": [{"jobs": t.jobs, "programs": t.programs, "errors": t.errors,
                             "seconds": round(t.seconds, 2), "startup_s": round(t.startup_s, 2),

@@ -11,6 +11,14 @@ HELP = ("Export an individual of a run (default: the best legal one): its genome
         "PyTorch's output for it, and its convolutions compiled by TVM with a script "
         "that runs them.")
 
+EXAMPLES = """examples:
+  # the best legal individual
+  evo export runs/demo --out runs/demo/winner
+  python runs/demo/winner/run_network.py
+  # individual 5, without TVM libraries (genome, PyTorch model, network.pt2, network.onnx)
+  evo export runs/demo --id 5 --out runs/demo/id5 --no-tvm
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="the run folder, e.g. runs/tiny-1")

@@ -7,10 +7,19 @@ import json
 import math
 import time
 
+from evo.commands.formats import add_format_options, wants_json
 from evo.commands.slots import MODEL_HELP
 
 HELP = ("Fisher Potential of a network at initialisation (BlockSwap), and with --genome "
         "whether the transformed network keeps enough of it to be legal.")
+
+EXAMPLES = """examples:
+  evo fisher --model tiny
+  # is an exported winner legal, and how does each slot's potential compare?
+  evo fisher --model tiny --genome runs/demo/winner/genome.json --per-slot
+  # on real images with the minibatch's BatchNorm statistics (the paper's setting)
+  evo fisher --model resnet20 --data cifar10:cifar-10-batches-bin --bn batch --json
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads for the forward and backward pass (default 1)")
     parser.add_argument("--per-slot", action="store_true",
                         help="also print each slot's potential")
-    parser.add_argument("--json", action="store_true",
-                        help='print JSON: {"fisher": ..., "per_slot": {...}, ...}')
+    add_format_options(parser, '{"fisher": ..., "per_slot": {...}, ...}')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                        "threshold": args.threshold, "scope": args.scope,
                        "violation": amount, "legal": amount == 0.0})
     report["seconds"] = round(time.perf_counter() - started, 3)
-    if args.json:
+    if wants_json(args):
         print(json.dumps(report, indent=1))
     else:
         print_report(report, original.per_slot if args.per_slot else None)

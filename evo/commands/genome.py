@@ -6,6 +6,13 @@ import argparse
 
 HELP = "Inspect a genome file: `evo genome show FILE --layer CI,CO,H,W,K,STRIDE`."
 
+EXAMPLES = """examples:
+  # one slot of an exported winner (tiny's layer1.conv2 is 32->32 3x3/s1 on 16x16)
+  evo genome show runs/demo/winner/genome.json --slot layer1.conv2 --layer 32,32,16,16,3,1
+  # a layer genome (a JSON list of genes) on a 16->32 3x3 stride-2 conv on 32x32
+  evo genome show layer.json --layer 16,32,32,32,3,2
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
@@ -13,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="print the pieces, FLOPs and parameter count",
                           description="Decode a layer genome for a layer and print its pieces "
                                       "(channel and row ranges, groups), schedules, FLOPs and "
-                                      "parameters, against the untransformed layer.")
+                                      "parameters, against the untransformed layer.",
+                          epilog=EXAMPLES, formatter_class=parser.formatter_class)
     show.add_argument("file", metavar="FILE", help="genome JSON: a list of genes, or a network "
                                                    "genome (then choose a layer with --slot)")
     show.add_argument("--layer", required=True, metavar="CI,CO,H,W,K,STRIDE",
@@ -22,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evo.analysis.order import in_order
     from evo.errors import UsageError
     from genomes.genome import LayerGenome, decode_layer, load_genome_file
     from genomes.plan import initial_plan
@@ -34,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.slot is not None:
         if args.slot not in loaded.layers:
             raise UsageError(f"{args.file}: no slot {args.slot!r} "
-                             f"(slots: {', '.join(sorted(loaded.layers)) or 'none'})")
+                             f"(slots: {', '.join(in_order(loaded.layers)) or 'none'})")
         genome = loaded.layers[args.slot]
     elif len(loaded.layers) == 1:
         genome = next(iter(loaded.layers.values()))

@@ -9,6 +9,15 @@ HELP = ("Show the ancestry of an individual back to the original network (each s
         "operator, the genes it changed, latency and Fisher Potential before and after) "
         "and an attribution of the Pareto set's speedup to gene kinds.")
 
+EXAMPLES = """examples:
+  # the best legal individual's ancestry, then which genes the speedup came from
+  evo lineage runs/demo
+  # individual 5, as JSON
+  evo lineage runs/demo --id 5 --json
+  # as a picture (needs Graphviz)
+  evo lineage runs/demo --format dot | dot -Tpng -o lineage.png
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="the run folder, e.g. runs/tiny-1")
@@ -16,10 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--id", type=int, metavar="ID", help="the individual to trace")
     which.add_argument("--best", action="store_true",
                        help="trace the best legal individual (the default)")
-    parser.add_argument("--format", choices=("text", "json", "dot"), default="text",
-                        help="text (default; with the attribution summary), json (lineage "
-                             "and attribution) or dot (Graphviz: evo lineage RUN --format "
-                             "dot | dot -Tpng -o lineage.png)")
+    from evo.commands.formats import add_format_options
+
+    add_format_options(parser, "the lineage and the attribution", ("text", "json", "dot"),
+                       "text has the attribution summary; dot is Graphviz: evo lineage RUN "
+                       "--format dot | dot -Tpng -o lineage.png")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,8 +6,19 @@ import argparse
 import json
 import sys
 
+from evo.commands.formats import add_format_options, wants_json
+
 HELP = ("Measure a network's conv layers (its slots) under a genome with TVM, or estimate "
         "them analytically; print each slot's latency and their sum.")
+
+EXAMPLES = """examples:
+  # the untransformed network, estimated analytically (no TVM build)
+  evo measure --model tiny --evaluator analytic
+  # an exported winner's genome, built and timed with TVM
+  evo measure --model tiny --genome runs/demo/winner/genome.json
+  # everything measured again, as JSON
+  evo measure --model resnet20 --no-cache --json
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
     parser.add_argument("--build-timeout", type=o.BUILD_TIMEOUT_S.arg(), default=60.0, metavar="S",
                         help="kill a build after S seconds and record an error (default 60)")
-    parser.add_argument("--json", action="store_true",
-                        help='print {"total_ms": ..., "slots": [{"id": ..., "ms": ..., '
-                             '"cached": ...}, ...]}')
+    add_format_options(parser, '{"total_ms": ..., "slots": [{"id": ..., "ms": ..., '
+                               '"cached": ...}, ...]} (no progress bar)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     slot_ids = list(transform.plans)
     jobs = [LayerJob(transform.plans[s].spec, genome.layer(s)) for s in slot_ids]
     try:
-        results = evaluator.measure(jobs, progress=_progress(len(jobs), args.json))
+        results = evaluator.measure(jobs, progress=_progress(len(jobs), wants_json(args)))
     finally:
         evaluator.close()
     failed = any(not r.ok for r in results)
@@ -92,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
               "cached": r.cached, "flagged": r.flagged, "error": r.error}
              for s, job, r in zip(slot_ids, jobs, results, strict=True)]
     distinct = len({job.key for job in jobs})
-    if args.json:
+    if wants_json(args):
         print(json.dumps({"model": args.model, "evaluator": args.evaluator, "total_ms": total,
                           "distinct_programs": distinct, "cache": cache, "slots": slots}))
     else:

@@ -8,6 +8,13 @@ HELP = ("Write RUN_DIR/report/report.md with PNG plots: best legal latency by ge
         "by search time, the Pareto front (latency vs Fisher Potential), the lineage of the "
         "best and its per-layer speedup (read-only on the run's store).")
 
+EXAMPLES = """examples:
+  # runs/demo/report/report.md with progress.png, pareto.png, lineage.png, layers.png
+  evo report runs/demo
+  # somewhere else
+  evo report runs/demo --out demo-report
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="the run folder, e.g. runs/tiny-1")

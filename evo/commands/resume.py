@@ -8,6 +8,15 @@ HELP = ("Continue a run from its last checkpoint (after a crash, Ctrl-C or a fin
         "budget); with the same evaluations it makes exactly the choices an "
         "uninterrupted run would have made.")
 
+EXAMPLES = """examples:
+  # continue a stopped run up to its configured generations or budget
+  evo resume runs/resnet20-2h
+  # two more generations than it has
+  evo resume runs/demo --generations 2
+  # 30 more minutes, with four build processes on this machine
+  evo resume runs/resnet20-2h --time-budget 30m --jobs 4
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o

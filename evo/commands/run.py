@@ -7,6 +7,18 @@ import argparse
 HELP = ("Start an evolutionary search for faster versions of a CNN's convolutions "
         "(legal by Fisher Potential, measured with TVM) and record it in a run folder.")
 
+EXAMPLES = """examples:
+  # a dry run in seconds: analytic latency estimates instead of TVM builds
+  evo run --model tiny --evaluator analytic --population 4 --generations 1 --out runs/demo
+  # a real search, measured with TVM on this CPU, stopped after two hours
+  evo run --model resnet20 --population 16 --generations 1000 --time-budget 2h \\
+      --out runs/resnet20-2h
+  # schedules only (the network is never changed): the program-only baseline
+  evo run --model resnet20 --program-only --time-budget 2h --out runs/resnet20-program
+  # your own network: a factory in a Python file, at its input shape
+  evo run --model my_net.py:build --input-shape 1,3,64,64 --out runs/my-net
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o

@@ -7,6 +7,12 @@ import json
 
 HELP = "List a network's slots (its conv layers): shape, FLOPs and which genes are allowed."
 
+EXAMPLES = """examples:
+  evo slots --model tiny
+  evo slots --model densenet161 --json
+  evo slots --model my_net.py:build --input-shape 1,3,224,224
+"""
+
 MODEL_HELP = ("a zoo network (tiny, resnet18, resnet34, resnet20, resnet56, resnext29_2x64d, "
               "densenet161), path/to/file.py:factory or package.module:factory (a callable "
               "returning an nn.Module)")
@@ -16,17 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
     parser.add_argument("--input-shape", default="1,3,32,32", metavar="N,C,H,W",
                         help="input shape the slots are measured at (default 1,3,32,32)")
-    parser.add_argument("--json", action="store_true",
-                        help="print a JSON list: id, spec, flops, params, allowed genes, and "
-                             "what shrinks with a bottleneck")
+    from evo.commands.formats import add_format_options
+
+    add_format_options(parser, "a list, in network order: id, spec, flops, params, allowed "
+                               "genes, and what shrinks with a bottleneck")
 
 
 def run(args: argparse.Namespace) -> int:
+    from evo.commands.formats import wants_json
     from evo.networks import load_network, parse_input_shape
     from evo.networks.slots import CHANNEL_PRESERVING, PROGRAM
 
     network = load_network(args.model, parse_input_shape(args.input_shape))
-    if args.json:
+    if wants_json(args):
         print(json.dumps([slot_json(slot) for slot in network.slots], indent=1))
         return 0
     total = sum(slot.spec.flops for slot in network.slots)

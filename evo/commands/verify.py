@@ -8,6 +8,15 @@ import sys
 HELP = ("Decode N random genomes for one conv layer, run each in TVM and in PyTorch on the "
         "same input and weights, and report every mismatch.")
 
+EXAMPLES = """examples:
+  # 20 random genomes on a 16->32 3x3 stride-1 conv on 32x32 inputs
+  evo verify --layer 16,32,32,32,3,1 --random 20
+  # a grouped (4 groups) stride-2 layer, longer genomes, another seed
+  evo verify --layer 64,64,16,16,3,2,4 --random 50 --length 12 --seed 3
+  # one layer genome of yours (a JSON list of genes), and no random ones
+  evo verify --layer 32,32,16,16,3,1 --genome layer.json --random 0
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o

@@ -6,14 +6,15 @@ no Dask worker left, the scheduler gone) is not any candidate's result: it raise
 `PoolFailure` after the results that did come back, and the caller decides
 (`evo.measure.tvm_evaluator` retries, then stops).
 
-Local workers ignore a terminal's Ctrl-C (the search's to handle,
-`evo.measure.shield`) and exit within `PARENT_POLL_S` seconds when the process
-that started them dies, even by SIGKILL (a watchdog thread notices the new parent
-process id); their build children die with them (`PR_SET_PDEATHSIG`).
+Local workers start in process groups of their own, out of a terminal's Ctrl-C (the
+search's to handle, `evo.measure.shield`), and exit within `PARENT_POLL_S` seconds
+when the process that started them dies, even by SIGKILL (a watchdog thread notices
+the new parent process id); their build children die with them (`PR_SET_PDEATHSIG`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from evo.measure.build import BuildRequest, BuildResult, build_task
-from evo.measure.shield import children_ignore_ctrl_c, ignore_ctrl_c
+from evo.measure.shield import ignore_ctrl_c, start_loky_workers_in_own_group
 
 WORKER_IDLE_S = 300  # a build worker idle this long exits (joblib's default for loky)
 PARENT_POLL_S = 1.0  # how often a worker checks that its parent is alive
@@ -69,18 +70,30 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)  # an orphan: nobody will ever collect its builds
 
 
+def stop_local_workers() -> None:
+    """Stop this process's local build workers now (builds in flight are dropped); the
+    next local build starts new ones. Without it a Ctrl-C that interrupted the start of
+    the pool could leave the interpreter's exit waiting for idle workers to time out."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        with contextlib.suppress(RuntimeError):  # its start was itself interrupted
+            executor.shutdown(wait=True, kill_workers=True)
+
+
 def _build_local(requests: list[BuildRequest], jobs: int
                  ) -> Iterator[tuple[int, BuildResult]]:
     from joblib.externals.loky import as_completed, get_reusable_executor
 
+    start_loky_workers_in_own_group()
     threads = str(max(1, (os.cpu_count() or 1) // jobs))  # as joblib limits its workers
     executor = get_reusable_executor(
         max_workers=jobs, timeout=WORKER_IDLE_S, initializer=worker_init,
         initargs=(os.getpid(),),
         env={var: threads for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                       "MKL_NUM_THREADS")})
-    with children_ignore_ctrl_c():  # submitting starts any worker that is missing
-        futures = {executor.submit(build_task, r): i for i, r in enumerate(requests)}
+    futures = {executor.submit(build_task, r): i for i, r in enumerate(requests)}
     for future in as_completed(futures):
         yield futures[future], future.result()
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from evo.measure.build import describe_exit
-from evo.measure.shield import children_ignore_ctrl_c
+from evo.measure.shield import OWN_GROUP
 from evo.measure.timing import TimingPolicy
 
 
@@ -50,10 +50,10 @@ class MeasurementProcess:
         command = [sys.executable, "-m", "evo.measure.device"]
         if self.runner:
             command.append(self.runner)
-        with children_ignore_ctrl_c():  # stopping it is ours to do, not a terminal's
-            self._process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, env=env, text=True,
-                                             bufsize=1)
+        # Stopping it is ours to do, not a terminal's: a process group of its own.
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=env, text=True,
+                                         bufsize=1, **OWN_GROUP)
         try:
             hello = self._read(self.start_timeout_s, "starting the measurement process")
         except ValueError:  # not JSON: something else wrote to its reply channel

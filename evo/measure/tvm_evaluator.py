@@ -38,7 +38,7 @@ from evo.measure.machinery import (
     one_line,
     retry_delays,
 )
-from evo.measure.pool import PoolFailure, build_all
+from evo.measure.pool import PoolFailure, build_all, stop_local_workers
 from evo.measure.runner import MeasurementProcess
 from evo.measure.timing import TimingPolicy
 from evo.measure.types import LayerJob, LayerMeasurement
@@ -229,6 +229,8 @@ class TvmEvaluator(CachingEvaluator):
             library.unlink(missing_ok=True)
 
     def _stop_helpers(self) -> None:
+        if self.backend == "loky":
+            stop_local_workers()
         self._process.stop()
         if self._client is not None:
             self._client.close()

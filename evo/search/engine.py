@@ -174,7 +174,9 @@ class Search:
     def _initial_proposals(self) -> list[Proposal]:
         """The original network, then mutants of it, alternately program-only."""
         original = self.state.next_id
-        out = [Proposal(NetworkGenome(), (), "original", {})]
+        # The slots in the order the network runs them, for the analyses (evo.analysis.order).
+        slots = [slot.id for slot in self.variation.view.slots]
+        out = [Proposal(NetworkGenome(), (), "original", {"slots": slots})]
         out += [replace(p, parents=(original,)) for p in self.variation.seeds()]
         out = out[:self.config.population]
         # Mutants are built on the template schedule when there is one: it is their parent.

@@ -12,6 +12,7 @@ slots' measured conv latencies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from genomes.spec import LayerSpec
 
 
 class NetworkEvaluator:
-    """Turns network genomes into `Evaluation` values; never raises for a bad genome."""
+    """Turns network genomes into `Evaluation` values; never raises for a bad genome.
+
+    `progress`, when set, is told how many of the genomes given are evaluated as
+    it goes: 1 for each one refused before measuring, and for the measured ones
+    their share of each slot measurement that comes back (the shares of a call add
+    up to the number of genomes given)."""
+
+    progress: Callable[[float], None] | None = None
 
     def __init__(self, network: Network, fisher: FisherPotential, layers: LayerEvaluator,
                  threshold: float = 1.0, scope: str = "network") -> None:
@@ -47,20 +55,25 @@ class NetworkEvaluator:
             transform = transform_network(self.network, genome, plans_only=True)
             if transform.error is not None:
                 results.append(Evaluation(None, None, None, transform.error))
+                self._report(1)
                 continue
             fisher = self.fisher.of(genome)
             if fisher.error is not None or fisher.total is None:
                 results.append(Evaluation(None, None, None, f"fisher: {fisher.error}"))
+                self._report(1)
                 continue
             amount = violation(self.original_fisher, fisher, self.threshold, self.scope)
             if amount is None or amount > 0:
                 results.append(Evaluation(None, fisher.total, amount))
+                self._report(1)
                 continue
             results.append(None)
             pending.append((index, transform.plans, fisher.total, amount))
         jobs = [LayerJob(plan.spec, genomes[index].layer(slot_id))
                 for index, plans, _, _ in pending for slot_id, plan in plans.items()]
-        measured = iter(self.layers.measure(jobs))
+        share = len(pending) / len(jobs) if jobs else 0.0
+        measured = iter(self.layers.measure(
+            jobs, progress=(lambda n: self._report(n * share)) if self.progress else None))
         for index, plans, fisher_total, amount in pending:
             slots, total, errors = {}, 0.0, []
             for slot_id in plans:
@@ -77,6 +90,10 @@ class NetworkEvaluator:
             else:
                 results[index] = Evaluation(total, fisher_total, amount, None, slots)
         return [r for r in results if r is not None]
+
+    def _report(self, genomes: float) -> None:
+        if self.progress is not None:
+            self.progress(genomes)
 
     def close(self) -> None:
         self.layers.close()

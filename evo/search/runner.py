@@ -7,33 +7,35 @@ import shlex
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from evo.errors import INFRASTRUCTURE_EXIT, InfrastructureError, UsageError
 from evo.host import describe_host, host_changes, host_label
 from evo.networks.trust import check_model_code
-from evo.search.config import RunConfig
+from evo.outputs import check_appendable, open_appending
+from evo.search.config import CONFIG_NAME, RunConfig
 from evo.search.engine import Budget, Search, SearchState
+from evo.search.progress import PROGRESS_NAME, RunProgress
 from evo.search.received import MachineOptions, machine_config
-from evo.search.signals import StopSignals
+from evo.search.signals import ACKNOWLEDGE_START, StopSignals
 from evo.store.lock import RunLock, holder_pid
 from evo.store.run_store import DB_NAME, RunStore
 
 
 def start_run(config: RunConfig, folder: Path, quiet: bool = False) -> int:
-    """Create `folder`, write its config and store, and run the search in it."""
+    """Create `folder`, write its config and store, and run the search in it.
+
+    A folder that holds a run already (its `config.json` or `run.sqlite`, even as a
+    link) is refused before anything is made or written, and so is a
+    `progress.jsonl` in it that evo would not write (`check_appendable`)."""
     folder = Path(folder)
-    if (folder / DB_NAME).exists():
+    if any(os.path.lexists(folder / name) for name in (CONFIG_NAME, DB_NAME)):
         raise UsageError(f"{folder} already holds a run; continue it with "
                          f"`evo resume {shlex.quote(str(folder))}` or choose another --out")
+    check_appendable(folder / PROGRESS_NAME)
     config = config.with_cache_in(folder)
     # Build the network first: a bad --model must not leave an empty run folder.
-    try:
-        context = _prepare(config, folder)
-    except KeyboardInterrupt:
-        print("stopped before the search began (checking the machinery); nothing was "
-              "written: run the same command again", flush=True)
-        raise
+    context = _prepare(config, folder, "began", "run the same command again")
+    if context is None:
+        return 130
     folder.mkdir(parents=True, exist_ok=True)
     lock = RunLock(folder)
     try:
@@ -58,9 +60,10 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
     `model` (see `evo.search.received`, `evo.networks.trust`).
 
     Everything is checked before anything is written: the config, the options, the
-    model code, the lock file, the store (SQLite's check and every field and id,
-    `RunStore.load`), the network and the measurement cache. Only then is the lock
-    taken, the store made (a run killed before it made one) and a session recorded.
+    model code, the lock file and `progress.jsonl`, the store (SQLite's check and
+    every field and id, `RunStore.load`), the network and the measurement cache.
+    Only then is the lock taken, the store made (a run killed before it made one)
+    and a session recorded.
     """
     folder = Path(folder)
     config = RunConfig.load(folder)
@@ -70,6 +73,7 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
         raise UsageError("--time-budget must be positive")
     check_model_code(config.model, f"{folder}/config.json", trust_model_code, model)
     config = machine_config(config, machine or MachineOptions(), folder)
+    check_appendable(folder / PROGRESS_NAME)
     holder = holder_pid(folder)
     if holder is not None:
         raise UsageError(f"{folder} is being run by another process"
@@ -82,11 +86,16 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
         seconds = time_budget_s if time_budget_s is not None else config.time_budget_s
         if generations is None and time_budget_s is not None:
             until = sys.maxsize
-        context = _prepare(config, folder)
+        context = _prepare(config, folder, "resumed",
+                           f"evo resume {shlex.quote(str(folder))}")
     except BaseException:
         if store is not None:
             store.close()
         raise
+    if context is None:
+        if store is not None:
+            store.close()
+        return 130
     try:
         lock = RunLock(folder)
     except BaseException:
@@ -102,67 +111,107 @@ def resume_run(folder: Path, generations: int | None = None, time_budget_s: floa
         lock.release()
 
 
-def _prepare(config: RunConfig, folder: Path):
+def _prepare(config: RunConfig, folder: Path, began: str, again: str):
+    """The search's context (network, capacity reference, checked machinery), or None
+    when SIGINT or SIGTERM asked to stop meanwhile (said on stdout).
+
+    The first signal is honoured when the checks are done, never in the middle of
+    starting the build workers (an interrupt there can leave the worker pool half
+    made, and the exit waiting for it); a second one stops at once."""
     from evo.search.evaluate import build_context
 
-    return build_context(config, folder)
+    stopped = (f"stopped before the search {began} (checking the machinery); nothing "
+               f"was written: {again}")
+    with StopSignals(ACKNOWLEDGE_START) as signals:
+        try:
+            with signals.released():
+                context = build_context(config, folder)
+        except KeyboardInterrupt:
+            print(stopped, flush=True)
+            raise
+        except Exception:
+            if not signals.requested():
+                raise
+            # A helper started in the microseconds between its fork and its move to
+            # a process group of its own gets the terminal's Ctrl-C too and dies: the
+            # check fails because of the stop that was asked for.
+            print(stopped, flush=True)
+            return None
+        if signals.requested():
+            context.close()
+            print(stopped, flush=True)
+            return None
+    return context
 
 
 def _run(config: RunConfig, folder: Path, store: RunStore, budget: Budget, quiet: bool,
          context) -> int:
+    """Run the search in `folder` as one session of its store and record how it ended.
+
+    SIGINT and SIGTERM are the search's (`StopSignals`) from before the session is
+    recorded until its end is: the first asks the loop to stop at its next safe
+    point; a second stops at once what is under way, the search or the closing of
+    the machinery after it, and the session is still ended with its reason (an
+    interrupted session, resumable, never one that looks crashed)."""
     command = " ".join(shlex.quote(a) for a in sys.argv)
     host = describe_host(config.runner)
     try:  # reads the store (refusing damage) before anything is written to it
         search = Search(config, store, context.variation, context.evaluate,
-                        chunk=context.chunk, on_generation=lambda s, log: on_generation(s, log),
-                        on_evaluated=lambda n: evals.update(n))
+                        chunk=context.chunk, on_generation=lambda s, log: progress.generation(log),
+                        on_evaluated=lambda n: progress.evaluated(n))
+        log_fd = open_appending(folder / PROGRESS_NAME)
     except BaseException:
         context.close()
         store.close()
         raise
     if config.evaluator == "tvm":
         _warn_if_moved(store.sessions(), host)
-    session = store.start_session(os.getpid(), command, host)
     start = search.state.generation + 1
-    total = None if budget.until_generation == sys.maxsize else max(
+    left = None if budget.until_generation == sys.maxsize else max(
         0, budget.until_generation - start)
-    bar = tqdm(total=total, desc=f"{folder.name}", unit="gen", disable=quiet, file=sys.stderr,
-               initial=0, dynamic_ncols=True, position=0)
-    evals = tqdm(desc="evaluations", unit="cand", disable=quiet, file=sys.stderr,
-                 dynamic_ncols=True, position=1, leave=False)
-
-    def on_generation(state: SearchState, log: dict) -> None:
-        bar.update(1)
-        evals.reset()
-        best = f"{log['best_ms']:.3f}ms" if log["best_ms"] is not None else "none"
-        speedup = f"{log['speedup']:.2f}x" if log["speedup"] else "-"
-        if log.get("speedup_vs_template"):
-            speedup += f" ({log['speedup_vs_template']:.2f}x vs template)"
-        bar.set_postfix_str(f"gen {log['generation']} best {best} speedup {speedup} "
-                            f"legal {log['legal_share']:.0%} evals {log['evaluations']}")
-        if quiet:
-            print(f"generation {log['generation']}: best {best} speedup {speedup} "
-                  f"legal {log['legal_share']:.0%} evaluations {log['evaluations']} "
-                  f"front {log['front_size']}", file=sys.stderr, flush=True)
-
     reason = "crashed"
-    try:
-        with StopSignals() as signals:
-            reason = search.run(budget, signals.requested)
-    except InfrastructureError as exc:  # the generation under way is not stored
-        reason = "machinery failed"
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        reason = "interrupted (second signal)"
-        raise
-    finally:
-        evals.close()
-        bar.close()
-        context.close()
-        store.end_session(session, reason)
-        _summary(search.state, folder, reason)
-        store.close()
+    with StopSignals() as signals:  # outside `released()` a second signal is only counted
+        try:
+            session = store.start_session(os.getpid(), command, host)
+        except BaseException:
+            os.close(log_fd)
+            context.close()
+            store.close()
+            raise
+        progress = RunProgress(folder, log_fd, session, config.population, left,
+                               budget.seconds, quiet)
+        context.evaluate.progress = progress.partial
+        try:
+            with signals.released():
+                reason = search.run(budget, signals.requested)
+        except InfrastructureError as exc:  # the generation under way is not stored
+            reason = "machinery failed"
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt as exc:
+            reason = f"interrupted ({str(exc) or 'second signal'})"
+            raise
+        finally:
+            _end(signals, progress, context, store, session, reason, search.state, folder)
     return _exit_code(reason, search.state)
+
+
+def _end(signals: StopSignals, progress: RunProgress, context, store: RunStore, session: int,
+         reason: str, state: SearchState, folder: Path) -> None:
+    """Close the machinery (a further signal cuts this short: "Ctrl-C again to stop
+    now"), then, no signal interrupting, record the session's end, print the summary
+    and close the store."""
+    try:
+        try:
+            with signals.released():
+                context.close()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        progress.close()
+        store.end_session(session, reason)
+        _summary(state, folder, reason)
+        sys.stdout.flush()  # a late signal may end the process by its default action
+        store.close()
 
 
 def _exit_code(reason: str, state: SearchState) -> int:

@@ -121,7 +121,8 @@ class Variation:
         genome = self.template()
         if genome is None:
             return []
-        return [Proposal(genome, (), "initial:template", {"slots": sorted(genome.layers)})]
+        slots = [slot.id for slot in self.view.slots if slot.id in genome.layers]
+        return [Proposal(genome, (), "initial:template", {"slots": slots})]
 
     def initial(self, rng: np.random.Generator, program_only: bool) -> Proposal | None:
         """A mutant of the original network: the template schedule (where it applies)

@@ -1,62 +1,52 @@
 """The run store: one SQLite file per run folder (`runs/NAME/run.sqlite`).
 
-Tables: `meta` (application id, schema version), `individuals` (genome, hash,
-generation, parents, operator and what it changed), `evaluations` (latency,
-Fisher Potential, violation, error), `generations` (per finished generation, in
-one transaction with its individuals and evaluations: the population, the Pareto
-set, the best legal individual, the RNG state and the logbook) and `sessions`
-(each process that ran the search, the machine it ran on, and how it stopped).
-Nothing is pickled. A schema-1 store (before sessions recorded their machine) is
-read as it is and upgraded in place when a session is first recorded in it.
+Tables: `meta` (application id, schema version), `individuals` (hash, genome by
+reference, generation, parents, operator and what it changed), `evaluations`
+(latency, Fisher Potential, violation, error, per-slot results by reference),
+the content tables they refer to (`slots`, `genes`, `layer_genomes`,
+`slot_results`: each distinct content once, see `evo.store.content`),
+`generations` (per finished generation, in one transaction with its individuals
+and evaluations: the population, the Pareto set, the best legal individual, the
+RNG state and the logbook) and `sessions` (each process that ran the search, the
+machine it ran on, and how it stopped). Nothing is pickled. A store of schema 1 or
+2 (whole genomes in every row; schema 1 without the sessions' machine) is read as
+it is and upgraded in place when a session is first recorded in it, that is by
+`evo resume` (`evo.store.legacy`); read-only commands never write to it.
 
 `open` refuses a store SQLite's `quick_check` finds damaged and one whose tables
 lack a column; every read checks each field it returns (`evo.store.validate`), and
 `load` also checks what the checkpoints name, so damage is one line naming the
-damaged part (a `UsageError`) before anything is used or written.
+damaged part (a `UsageError`) before anything is used or written. `load` reads in
+one SQLite read transaction: one consistent picture, even while a search commits
+generations or a resume upgrades the store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from evo.errors import UsageError
 from evo.sqlite_files import integrity_problem, sqlite_uri, table_columns
+from evo.store import content, legacy
 from evo.store import validate as v
 from evo.store.records import Checkpoint, Evaluation, Individual
 
 APPLICATION = "evo-run"
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = ("1", "2")
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = ("1", "2", "3")
 DB_NAME = "run.sqlite"
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE individuals (
-    id INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL,
-    genome TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    parents TEXT NOT NULL,
-    operator TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX individuals_hash ON individuals(hash);
-CREATE TABLE evaluations (
-    individual_id INTEGER PRIMARY KEY REFERENCES individuals(id),
-    latency_ms REAL,
-    fisher REAL,
-    violation REAL,
-    error TEXT,
-    slots TEXT NOT NULL
-);
+_SCHEMA = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n" + \
+    ";\n".join(content.TABLES) + """;
 CREATE TABLE generations (
     generation INTEGER PRIMARY KEY,
     population TEXT NOT NULL,
@@ -112,9 +102,11 @@ class StoredRun:
 class RunStore:
     """Read and write one run's SQLite store. Use `create` or `open`."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path,
+                 schema: int = SCHEMA_VERSION) -> None:
         self._db = connection
         self.path = path
+        self.schema = schema
 
     # ------------------------------------------------------------ open/create
     @classmethod
@@ -153,15 +145,20 @@ class RunStore:
         try:
             db = sqlite3.connect(sqlite_uri(path, "ro" if readonly else "rw"), uri=True,
                                  timeout=30)
-            rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{path}: not an evo run store ({exc})") from None
         try:
-            _check_file(db, rows, path)
-        except UsageError:
+            try:  # the schema and the tables as of one moment (a resume may upgrade it)
+                db.execute("BEGIN")
+                rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise UsageError(f"{path}: not an evo run store ({exc})") from None
+            schema = _check_file(db, rows, path)
+            db.rollback()
+        except BaseException:
             db.close()
             raise
-        return cls(db, path)
+        return cls(db, path, schema)
 
     def close(self) -> None:
         self._db.close()
@@ -169,17 +166,12 @@ class RunStore:
     # ------------------------------------------------------------------ write
     def commit_generation(self, individuals: Iterable[Individual],
                           evaluations: dict[int, Evaluation], checkpoint: Checkpoint) -> None:
-        """Write a finished generation's new individuals, their evaluations and the
-        checkpoint in one transaction: a crash leaves the previous generation intact."""
+        """Write a finished generation's new individuals, their evaluations, what they
+        name that the content tables lack, and the checkpoint in one transaction: a
+        crash leaves the previous generation intact."""
+        self.upgrade()
         with self._db:
-            self._db.executemany(
-                "INSERT INTO individuals VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i.id, i.hash, i.genome.canonical(), i.generation, json.dumps(list(i.parents)),
-                  i.operator, json.dumps(i.detail, sort_keys=True)) for i in individuals])
-            self._db.executemany(
-                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
-                [(ident, e.latency_ms, e.fisher, e.violation, e.error,
-                  json.dumps(e.slots, sort_keys=True)) for ident, e in evaluations.items()])
+            content.insert_rows(self._db, individuals, evaluations)
             c = checkpoint
             self._db.execute(
                 "INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -187,15 +179,31 @@ class RunStore:
                  json.dumps(c.rng_state), c.next_id, c.evaluations, c.elapsed_s,
                  json.dumps(c.logbook, sort_keys=True), time.time()))
 
+    def upgrade(self) -> None:
+        """Upgrade a schema-1 or -2 store to schema 3 in place, in one transaction, then
+        give the space the old rows took back to the file system (VACUUM). Every
+        record is read and checked first: damage is a UsageError and nothing is
+        written. Nothing to do for a schema-3 store."""
+        if self.schema >= SCHEMA_VERSION:
+            return
+        try:
+            legacy.upgrade(self._db, self.schema, SCHEMA_VERSION)
+        except v.Damage as exc:
+            raise UsageError(f"{self.path}: damaged run store: {exc}") from None
+        except sqlite3.Error as exc:
+            raise UsageError(f"{self.path}: cannot upgrade run store schema {self.schema} to "
+                             f"{SCHEMA_VERSION} ({exc}); it is unchanged") from None
+        self.schema = SCHEMA_VERSION
+        try:  # the upgrade is committed: reclaiming the space is a bonus (atomic too)
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+
     def start_session(self, pid: int, command: str, host: dict[str, Any] | None = None) -> int:
         """Record a process starting to run the search, and the machine it runs on
-        (upgrading a schema-1 store first)."""
-        if "host" not in table_columns(self._db, "sessions"):
-            try:
-                _upgrade_from_1(self._db)
-            except sqlite3.Error as exc:
-                raise UsageError(f"{self.path}: cannot upgrade run store schema 1 to "
-                                 f"{SCHEMA_VERSION} ({exc})") from None
+        (upgrading a schema-1 or -2 store first, see `upgrade`)."""
+        self.upgrade()
         with self._db:
             cursor = self._db.execute(
                 "INSERT INTO sessions (pid, command, started_at, host) VALUES (?, ?, ?, ?)",
@@ -217,11 +225,12 @@ class RunStore:
         committed with its checkpoint, so everything the last checkpoint names is there
         when they are read next. With `trim`, anything newer than that checkpoint (a
         generation committed meanwhile by a running search) is dropped."""
-        sessions = self.sessions()
-        checkpoints = self.checkpoints()
-        finished = dict(self.generation_times())
-        individuals = self.individuals()
-        evaluations = self.evaluations()
+        with self._snapshot():
+            sessions = self.sessions()
+            checkpoints = self.checkpoints()
+            finished = dict(self.generation_times())
+            individuals = self.individuals()
+            evaluations = self.evaluations()
         if trim:
             last = checkpoints[-1].generation if checkpoints else -1
             individuals = {i: ind for i, ind in individuals.items() if ind.generation <= last}
@@ -230,36 +239,36 @@ class RunStore:
         v.check_references(checkpoints, individuals, evaluations)
         return StoredRun(individuals, evaluations, checkpoints, sessions, finished)
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Read in one SQLite read transaction, with the schema the store has in it (a
+        resume may have upgraded it since `open`)."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            if rows.get("schema") != str(self.schema):
+                self.schema = _check_file(self._db, rows, self.path)
+            yield
+        finally:
+            self._db.rollback()
+
     @_reading
     def individuals(self) -> dict[int, Individual]:
-        """Every individual by id, each field checked."""
-        out = {}
-        for row in self._db.execute(f"SELECT {', '.join(v.COLUMNS['individuals'])} "
-                                    "FROM individuals ORDER BY id"):
-            ident, hash_, genome, generation, parents, operator, detail = row
-            part = f"individual {ident}"
-            v.integer(ident, "an individual id")
-            v.text(hash_, f"{part} hash")
-            out[ident] = Individual(
-                ident, v.genome(genome, part), v.integer(generation, f"{part} generation"),
-                v.ids(parents, f"{part} parents"), v.text(operator, f"{part} operator"),
-                v.parse_json(detail, dict, f"{part} detail"))
-        return out
+        """Every individual by id, its genome whole, each field and reference checked."""
+        if self.schema < 3:
+            return legacy.read_individuals(self._db)
+        return content.read_individuals(self._db)
 
     @_reading
     def evaluations(self) -> dict[int, Evaluation]:
-        """Every evaluation by individual id, each field checked."""
-        out = {}
-        for ident, latency, fisher, violation, error, slots in self._db.execute(
-                f"SELECT {', '.join(v.COLUMNS['evaluations'])} FROM evaluations"):
-            part = f"evaluation of individual {ident}"
-            v.integer(ident, "an evaluation's individual id")
-            out[ident] = Evaluation(v.number(latency, f"{part} latency_ms", optional=True),
-                                    v.number(fisher, f"{part} fisher", optional=True),
-                                    v.number(violation, f"{part} violation", optional=True),
-                                    v.text(error, f"{part} error", optional=True),
-                                    v.parse_json(slots, dict, f"{part} slots"))
-        return out
+        """Every evaluation by individual id with its per-slot results, each field and
+        reference checked."""
+        if self.schema < 3:
+            return legacy.read_evaluations(self._db)
+        return content.read_evaluations(self._db)
 
     @_reading
     def checkpoints(self) -> list[Checkpoint]:
@@ -300,8 +309,9 @@ class RunStore:
         return out
 
 
-def _check_file(db: sqlite3.Connection, meta: dict[str, str], path: Path) -> None:
-    """An evo run store of a readable schema, sound to SQLite, with every column."""
+def _check_file(db: sqlite3.Connection, meta: dict[str, str], path: Path) -> int:
+    """The schema of an evo run store of a readable schema, sound to SQLite, with
+    every table and column that schema has."""
     if meta.get("application") != APPLICATION:
         raise UsageError(f"{path}: not an evo run store (application "
                          f"{meta.get('application')!r})")
@@ -312,16 +322,11 @@ def _check_file(db: sqlite3.Connection, meta: dict[str, str], path: Path) -> Non
     if problem is not None:
         raise UsageError(f"{path}: damaged run store (SQLite: {problem}); evo will not read "
                          "or write it")
+    schema = int(meta["schema"])
     try:
-        v.check_tables(db, with_host=meta["schema"] != "1")
+        v.check_tables(db, schema)
     except v.Damage as exc:
         raise UsageError(f"{path}: damaged run store: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"{path}: damaged run store ({exc})") from None
-
-
-def _upgrade_from_1(db: sqlite3.Connection) -> None:
-    """Schema 1 -> 2: sessions gain a `host` column (NULL for the sessions before)."""
-    with db:
-        db.execute("ALTER TABLE sessions ADD COLUMN host TEXT")
-        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+    return schema

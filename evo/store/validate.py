@@ -1,7 +1,9 @@
 """Checks of what a run store holds, so that damage is named before anything uses it.
 
 Every field read from the store is parsed here: JSON that does not parse or has
-the wrong shape, a number column holding text, an RNG state numpy does not accept.
+the wrong shape, a number column holding text, an RNG state numpy does not accept,
+a content-addressed row (schema 3) that does not match its hash, a reference to a
+slot, gene, layer genome or slot result that does not exist (`reference`).
 `check_references` then checks that what the checkpoints name exists: population,
 Pareto set, best and parents are individuals of the store, each with its evaluation.
 Each check raises `Damage` naming the damaged part; `RunStore` turns it into a
@@ -21,17 +23,28 @@ import numpy as np
 from evo.sqlite_files import table_columns
 from evo.store.records import Checkpoint, Evaluation, Individual
 from genomes.genes import GenomeFormatError
-from genomes.genome import NetworkGenome
+from genomes.genome import NetworkGenome, content_hash
 
-# The columns of each table, in order (sessions gained `host` in schema 2).
+# The columns of each table of a schema-3 store, in order.
 COLUMNS = {
     "meta": ["key", "value"],
-    "individuals": ["id", "hash", "genome", "generation", "parents", "operator", "detail"],
-    "evaluations": ["individual_id", "latency_ms", "fisher", "violation", "error", "slots"],
+    "slots": ["id", "name"],
+    "genes": ["id", "hash", "gene"],
+    "layer_genomes": ["id", "hash", "genes"],
+    "slot_results": ["id", "hash", "result"],
+    "individuals": ["id", "hash", "layers", "generation", "parents", "operator", "detail"],
+    "evaluations": ["individual_id", "latency_ms", "fisher", "violation", "error", "results"],
     "generations": ["generation", "population", "front", "best", "rng_state", "next_id",
                     "evaluations", "elapsed_s", "logbook", "finished_at"],
     "sessions": ["id", "pid", "command", "started_at", "ended_at", "reason", "host"],
 }
+# Schemas 1 and 2 held each whole genome and each evaluation's per-slot results in its
+# row, and no content tables; schema 1's sessions had no `host`.
+LEGACY_COLUMNS = {
+    "individuals": ["id", "hash", "genome", "generation", "parents", "operator", "detail"],
+    "evaluations": ["individual_id", "latency_ms", "fisher", "violation", "error", "slots"],
+}
+CONTENT_TABLES = ("slots", "genes", "layer_genomes", "slot_results")
 
 
 class Damage(ValueError):
@@ -94,15 +107,39 @@ def rng_state(value: Any, part: str) -> dict[str, Any]:
     return state
 
 
-def check_tables(db: sqlite3.Connection, with_host: bool = True) -> None:
-    """Every table with exactly its columns (`with_host`: schema 2's sessions)."""
-    for table, expected in COLUMNS.items():
-        if table == "sessions" and not with_host:
-            expected = expected[:-1]
+def columns(schema: int) -> dict[str, list[str]]:
+    """The tables of a store of `schema` (1, 2 or 3) and their columns, in order."""
+    if schema >= 3:
+        return COLUMNS
+    tables = {t: c for t, c in COLUMNS.items() if t not in CONTENT_TABLES}
+    tables.update(LEGACY_COLUMNS)
+    if schema == 1:
+        tables["sessions"] = COLUMNS["sessions"][:-1]
+    return tables
+
+
+def check_tables(db: sqlite3.Connection, schema: int) -> None:
+    """Every table of a store of `schema` with exactly its columns."""
+    for table, expected in columns(schema).items():
         found = table_columns(db, table)
         if found != expected:
             what = "is missing" if not found else f"has columns {', '.join(found)}"
             raise Damage(f"table {table} {what} (expected {', '.join(expected)})")
+
+
+def reference(value: Any, known: Mapping[int, Any], what: str, part: str) -> Any:
+    """What the id `value` names among `known` (a table read whole), or `Damage` saying
+    that `part` names something that does not exist."""
+    if not _is_int(value) or value not in known:
+        raise Damage(f"{part} names {what} {value!r}, which does not exist")
+    return known[value]
+
+
+def hashed(stored: Any, text: str, part: str) -> str:
+    """The content hash `stored` of a content-addressed row whose content is `text`."""
+    if stored != content_hash(text):
+        raise Damage(f"{part} does not match its hash {stored!r}")
+    return stored
 
 
 def genome(text: Any, part: str) -> NetworkGenome:

@@ -55,6 +55,22 @@ class TrainData:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    def training_subset(self, count: int, seed: int) -> TrainData:
+        """This data with `count` of its training images, class-balanced and drawn as
+        `validation_split` draws (the test images and normalisation unchanged); 0 or
+        at least all of them: unchanged."""
+        total = len(self.y_train)
+        if count <= 0 or count >= total:
+            return self
+        classes = int(torch.unique(self.y_train).numel())
+        if count < classes:
+            raise UsageError(f"--train-images {count}: at least one image per class "
+                             f"({classes}) is needed")
+        chosen = torch.from_numpy(validation_split(self.y_train.numpy(), count, seed)[1])
+        note = f"trained on {count} of the {total} training images (class-balanced)"
+        return replace(self, x_train=self.x_train[chosen], y_train=self.y_train[chosen],
+                       note="; ".join(n for n in (self.note, note) if n))
+
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Float images: uint8 data scaled to [0, 1], float data as it is."""
         return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()

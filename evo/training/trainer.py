@@ -62,6 +62,7 @@ class TrainSettings:
     precision: str = "fp32"
     val_split: int = 5000
     split_seed: int = 0
+    train_images: int = 0  # 0: all; else a class-balanced subset (`TrainData.training_subset`)
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 100_000:
@@ -82,6 +83,8 @@ class TrainSettings:
             raise UsageError("--val-split must be >= 0")
         if not 0 <= self.split_seed < 2**63:
             raise UsageError("--split-seed must be an integer in [0, 2**63)")
+        if not 0 <= self.train_images <= 10**9:
+            raise UsageError("--train-images must be >= 0")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,16 +94,19 @@ class TrainSettings:
         """A saved settings dict with the fields older versions did not write filled
         with the values those versions used."""
         defaults = {f.name: f.default for f in fields(cls) if f.name in
-                    ("precision", "val_split", "split_seed")}
+                    ("precision", "val_split", "split_seed",
+                                                          "train_images")}
         return {**defaults, **saved}
 
 
 def default_out(settings: TrainSettings) -> Path:
-    """`runs/train-MODEL-GENOME-sSEED`, the same for the same command (so it resumes)."""
+    """`runs/train-MODEL-GENOME-sSEED` (`-nN` added for `train_images` N), the same for
+    the same command (so it resumes)."""
     name = settings.model.rsplit(":", 1)[-1] if ":" in settings.model else settings.model
     genome = NetworkGenome.from_json(settings.genome)
     tag = genome.hash()[:8] if genome.layers else "original"
-    return Path("runs") / f"train-{name}-{tag}-s{settings.seed}"
+    subset = f"-n{settings.train_images}" if settings.train_images else ""
+    return Path("runs") / f"train-{name}-{tag}-s{settings.seed}{subset}"
 
 
 def learning_rate(settings: TrainSettings, epoch: int) -> float:
@@ -119,6 +125,7 @@ def train(settings: TrainSettings, out: str | Path, quiet: bool = False,
     out = Path(out)
     state, saved_precision = _previous(out, settings, resume_required)
     data = data or load_train_data(settings.data, settings.val_split, settings.split_seed)
+    data = data.training_subset(settings.train_images, settings.split_seed)
     module = _build(settings, data)
     if settings.precision == "auto":
         settings = replace(settings, precision=saved_precision or _auto_precision(

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -143,13 +144,15 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
 
 
 def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> None:
-    out = tmp_path / "bench"
-    cache = str(tmp_path / "cache.sqlite")
-    configs = search_configs("tiny", None, 20.0, 0, 4, out, cache=cache)
+    """The budget's accounting across a SIGKILL does not depend on the evaluator; the
+    analytic one keeps a generation short whatever the machine's load."""
+    out, budget = tmp_path / "bench", 12.0
+    configs = search_configs("tiny", None, budget, 0, 4, out)
+    search = replace(configs["search"], evaluator="analytic")
     child = subprocess.Popen(
-        [sys.executable, "-m", "evo", "run", "--model", "tiny", "--time-budget", "20s",
+        [sys.executable, "-m", "evo", "run", "--model", "tiny", "--time-budget", f"{budget}s",
          "--generations", str(BENCH_GENERATIONS), "--population", "4",
-         "--out", str(out / "search"), "--cache", cache, "--quiet"],
+         "--evaluator", "analytic", "--out", str(out / "search"), "--quiet"],
         stderr=subprocess.PIPE, text=True)
     for line in child.stderr:  # kill it once its first generation is stored
         if line.startswith("generation 0:"):
@@ -157,12 +160,13 @@ def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> N
             break
     child.wait()
     spent = search_seconds(out / "search")
-    assert 0 < spent < 20 - MIN_REMAINING_S, spent
-    done = run_bench_searches({"search": configs["search"]}, out, quiet=True)
+    assert 0 < spent < budget - MIN_REMAINING_S, spent
+    done = run_bench_searches({"search": search}, out, quiet=True)
     assert done[0].ran
     snap = load_run(out / "search")
     assert len(snap.sessions) == 2 and snap.sessions[-1]["reason"] == "time budget"
-    assert 20 <= search_seconds(out / "search") < 20 + 10  # the budget, not twice it
+    # the budget, not twice it (elapsed is stored just before the commit, checked after)
+    assert budget - 1 <= search_seconds(out / "search") < budget + 5
 
 
 def test_bench_refuses_a_folder_of_another_search(tmp_path: Path, capsys) -> None:

@@ -45,9 +45,9 @@ def test_host_changes_name_what_differs_and_ignore_the_hostname() -> None:
 
 
 def _downgrade_to_schema_1(path: Path) -> None:
-    with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE sessions DROP COLUMN host")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    from tests.evo.old_store import write_old_store
+
+    write_old_store(path.parent, schema=1)
 
 
 def _schema(path: Path) -> str:
@@ -69,7 +69,7 @@ def test_a_schema_1_store_is_read_as_is_and_upgraded_when_a_session_starts(tmp_p
     store = RunStore.open(tmp_path)
     assert _schema(tmp_path / "run.sqlite") == "1"  # opening writes nothing either
     store.start_session(2, "evo resume", describe_host())
-    assert _schema(tmp_path / "run.sqlite") == "2"
+    assert _schema(tmp_path / "run.sqlite") == "3"
     sessions = store.sessions()
     store.close()
     assert sessions[0]["host"] is None and sessions[0]["reason"] == "completed"

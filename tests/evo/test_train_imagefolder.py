@@ -134,3 +134,25 @@ def test_an_export_folder_of_model_code_needs_the_model_named(tmp_path: Path,
     assert "another factory" in capsys.readouterr().err
     assert main([*command(data, tmp_path / "c", 1), "--genome", str(first), "--model",
                  f"{code}:net"]) == 0
+
+
+def test_train_images_takes_a_class_balanced_subset_and_is_a_setting(tmp_path: Path,
+                                                                     capsys) -> None:
+    data = easy_zip(tmp_path / "easy.zip")  # 240 images, 40 held out: 200 to train on
+    full = load_train_data(f"imagefolder:{data}", 40, 0)
+    subset = full.training_subset(50, 0)
+    assert len(subset.y_train) == 50 and torch.bincount(subset.y_train).tolist() == [5] * 10
+    assert torch.equal(subset.x_test, full.x_test) and torch.equal(subset.mean, full.mean)
+    again = full.training_subset(50, 0)
+    assert torch.equal(again.x_train, subset.x_train)  # seeded
+    assert full.training_subset(0, 0) is full and full.training_subset(200, 0) is full
+
+    out = tmp_path / "small"
+    assert main(command(data, out, 1, "--train-images", "50")) == 0
+    assert "trained on 50 of the 200 training images" in capsys.readouterr().out
+    assert json.loads((out / "train.json").read_text())["train_images"] == 50
+    # the same folder with all the images is another training, refused in one line
+    assert main(command(data, out, 1)) == 2
+    assert "train_images" in capsys.readouterr().err
+    assert main(command(data, tmp_path / "x", 1, "--train-images", "5")) == 2
+    assert "at least one image per class" in capsys.readouterr().err
