@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 
-# The suite runs in two processes (pytest-xdist), one test file per process at a time:
-# most tests wait on subprocesses or use one core. `make test TEST_WORKERS=0` runs it
+# The suite runs in two processes (pytest-xdist), groups of tests per process (see
+# tests/conftest.py): most tests wait on subprocesses or use one core. TEST_WORKERS=0 runs it
 # in this process only.
 TEST_WORKERS ?= 2
 
@@ -36,7 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/docs-site
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks
