@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bn", choices=FISHER_BN_MODES, default=RunConfig.fisher_bn,
                         help="BatchNorm while measuring: its initial running statistics, "
                              "transformed convs inheriting the original's weights (default), or "
-                             "the minibatch's statistics (the paper's setting); see README")
+                             "the minibatch's statistics (the paper's setting); see "
+                             "docs/capacity.md")
     parser.add_argument("--threshold", type=o.THRESHOLD.arg(), default=1.0,
                         help="legal when potential >= threshold x the original's (default 1.0)")
     parser.add_argument("--scope", choices=("network", "layer"), default="network",
