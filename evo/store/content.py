@@ -129,19 +129,12 @@ def read_individuals(db: sqlite3.Connection) -> dict[int, Individual]:
     and each reference checked."""
     slots = _slots(db)
     layers = _layer_genomes(db, _genes(db))
-    out = {}
-    for row in db.execute(f"SELECT {', '.join(v.COLUMNS['individuals'])} "
-                          "FROM individuals ORDER BY id"):
-        ident, hash_, refs, generation, parents, operator, detail = row
-        part = f"individual {ident}"
-        v.integer(ident, "an individual id")
-        v.text(hash_, f"{part} hash")
-        genome = NetworkGenome(_named(refs, slots, layers, "layer genome", f"{part} layers"))
-        out[ident] = Individual(
-            ident, genome, v.integer(generation, f"{part} generation"),
-            v.ids(parents, f"{part} parents"), v.text(operator, f"{part} operator"),
-            v.parse_json(detail, dict, f"{part} detail"))
-    return out
+    def genome_of(refs: Any, part: str) -> NetworkGenome:
+        return NetworkGenome(_named(refs, slots, layers, "layer genome", f"{part} layers"))
+
+    rows = db.execute(f"SELECT {', '.join(v.COLUMNS['individuals'])} "
+                      "FROM individuals ORDER BY id")
+    return {row[0]: v.individual(row, genome_of) for row in rows}
 
 
 def read_evaluations(db: sqlite3.Connection) -> dict[int, Evaluation]:

@@ -21,18 +21,9 @@ from evo.store.records import Evaluation, Individual
 
 def read_individuals(db: sqlite3.Connection) -> dict[int, Individual]:
     """Every individual by id, each field checked."""
-    out = {}
-    for row in db.execute(f"SELECT {', '.join(v.LEGACY_COLUMNS['individuals'])} "
-                          "FROM individuals ORDER BY id"):
-        ident, hash_, genome, generation, parents, operator, detail = row
-        part = f"individual {ident}"
-        v.integer(ident, "an individual id")
-        v.text(hash_, f"{part} hash")
-        out[ident] = Individual(
-            ident, v.genome(genome, part), v.integer(generation, f"{part} generation"),
-            v.ids(parents, f"{part} parents"), v.text(operator, f"{part} operator"),
-            v.parse_json(detail, dict, f"{part} detail"))
-    return out
+    rows = db.execute(f"SELECT {', '.join(v.LEGACY_COLUMNS['individuals'])} "
+                      "FROM individuals ORDER BY id")
+    return {row[0]: v.individual(row, v.genome) for row in rows}
 
 
 def read_evaluations(db: sqlite3.Connection) -> dict[int, Evaluation]:

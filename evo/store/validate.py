@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,20 @@ def genome(text: Any, part: str) -> NetworkGenome:
         return NetworkGenome.from_json(data)
     except (GenomeFormatError, RecursionError) as exc:
         raise Damage(f"{part} genome is malformed ({str(exc)[:200]})") from None
+
+
+def individual(row: tuple, genome_of: Callable[[Any, str], NetworkGenome]) -> Individual:
+    """An individuals row (id, hash, genome column, generation, parents, operator,
+    detail), each field checked; `genome_of(value, part)` reads the genome column (a
+    whole genome in old stores, references to the content tables in new ones)."""
+    ident, hash_, genome_column, generation, parents, operator, detail = row
+    part = f"individual {ident}"
+    integer(ident, "an individual id")
+    text(hash_, f"{part} hash")
+    return Individual(ident, genome_of(genome_column, part),
+                      integer(generation, f"{part} generation"),
+                      ids(parents, f"{part} parents"), text(operator, f"{part} operator"),
+                      parse_json(detail, dict, f"{part} detail"))
 
 
 def checkpoint(row: tuple) -> Checkpoint:

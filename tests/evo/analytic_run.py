@@ -13,6 +13,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# A model file that leaves a mark next to itself when it is imported.
+MARKING_MODEL = """from pathlib import Path
+
+Path(__file__).with_name("imported").write_text("yes")
+
+from evo.networks.tiny import tiny
+
+
+def build():
+    return tiny()
+"""
 
 
 def make_analytic_run(out: Path) -> Path:

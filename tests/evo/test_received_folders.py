@@ -18,19 +18,13 @@ import evo
 from evo.analysis import load_run
 from evo.cli import main
 from evo.errors import UsageError
-from tests.evo.analytic_run import ENV, copy_run, make_analytic_run, session_count
-
-# A model file that leaves a mark next to itself when it is imported.
-NET = """from pathlib import Path
-
-Path(__file__).with_name("imported").write_text("yes")
-
-from evo.networks.tiny import tiny
-
-
-def build():
-    return tiny()
-"""
+from tests.evo.analytic_run import (
+    ENV,
+    MARKING_MODEL,
+    copy_run,
+    make_analytic_run,
+    session_count,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 def model_file(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "net.py").write_text(NET)
+    (folder / "net.py").write_text(MARKING_MODEL)
     return folder / "net.py"
 
 

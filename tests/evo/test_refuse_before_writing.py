@@ -12,21 +12,10 @@ from pathlib import Path
 import pytest
 
 from evo.cli import main
-from tests.evo.analytic_run import copy_run, make_analytic_run
+from tests.evo.analytic_run import MARKING_MODEL, copy_run, make_analytic_run
 
 RUN = ["--model", "tiny", "--evaluator", "analytic", "--population", "4", "--generations",
        "1", "--quiet"]
-# A model file that leaves a mark next to itself when it is imported.
-NET = """from pathlib import Path
-
-Path(__file__).with_name("imported").write_text("yes")
-
-from evo.networks.tiny import tiny
-
-
-def build():
-    return tiny()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +71,7 @@ def test_bench_imports_the_model_config_names_only_when_asked(made: Path, tmp_pa
     run = copy_run(made, tmp_path / "r")
     net = tmp_path / "src" / "net.py"
     net.parent.mkdir()
-    net.write_text(NET)
+    net.write_text(MARKING_MODEL)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "model": f"{net}:build"}))
     argv = ["bench", "--run", str(run), "--metaschedule-trials-per-task", "0", "--peers",
