@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.training_queue import SHARED_DATA, Job
 from evo.analysis import load_run
 from evo.bench_report import format_table
 from evo.bench_searches import (
@@ -82,7 +83,8 @@ def test_bench_bad_run_is_one_line(tmp_path: Path, capsys) -> None:
     assert len(err.splitlines()) == 1 and "nope" in err
 
 
-def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> None:
+def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
     out = tmp_path / "bench"
     argv = ["bench", "--model", "tiny", "--time-budget", "6s", "--population", "4",
             "--metaschedule-trials-per-task", "0", "--peers", "none", "--out", str(out),
@@ -140,7 +142,49 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys) -> No
     assert profile_rows.main([str(out), "depthwise", "2"]) == 2
     assert cold_vs_warm.main([str(tmp_path / "nope")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+    kept_accuracy_reads_the_bench(out, tmp_path / "results", capsys, monkeypatch)
     assert len(load_run(out / "search").sessions) == sessions
+
+
+def kept_accuracy_reads_the_bench(out: Path, results: Path, capsys, monkeypatch) -> None:
+    """benchmarks.kept_accuracy names the bench's discovered network, reuses a training
+    with the same settings from another results file (found wherever the archive lies)
+    and tabulates the bench's rows beside the accuracies."""
+    from benchmarks import kept_accuracy
+
+    results.mkdir()
+    monkeypatch.setattr(kept_accuracy, "RESULTS_DIR", results)
+    monkeypatch.setattr(kept_accuracy, "RESULTS", results / "kept-accuracy.jsonl")
+    data = f"imagefolder:/here/{SHARED_DATA.name}"  # what `table` reads by default
+    jobs = kept_accuracy.jobs([out], data, 3, [0])
+    chosen = json.loads((out / "result.json").read_text())["individual"]
+    assert [job.name for job in jobs] == ["tiny-original-e3-s0", f"tiny-bench-{chosen}-e3-s0"]
+    assert jobs[1].settings.genome == load_run(out / "search").individual(
+        chosen).genome.neural.to_json()
+    elsewhere = kept_accuracy.settings("tiny", kept_accuracy.ORIGINAL,
+                                       f"imagefolder:/there/{SHARED_DATA.name}", 3,
+                                       0).to_json()
+    (results / "reference.jsonl").write_text(
+        json.dumps({"name": "x", "settings": elsewhere, "accuracy": 0.612}) + "\n")
+    assert kept_accuracy.trained_elsewhere(jobs[0])["accuracy"] == 0.612
+    other_epochs = kept_accuracy.jobs([out], data, 4, [0])[0]
+    assert kept_accuracy.trained_elsewhere(other_epochs) is None
+    depthwise = {"schema": 1, "layers": {"conv2": [{"gene": "depthwise", "piece": None}]}}
+    neural = Job("d", kept_accuracy.settings("tiny", depthwise, data, 3, 0))
+    assert kept_accuracy.trained_elsewhere(neural) is None
+    # a 6-second search with the default check may end on the original network: then
+    # its training is the original's
+    same = not jobs[1].settings.genome["layers"]
+    assert (kept_accuracy.trained_elsewhere(jobs[1]) is not None) == same
+    left = kept_accuracy.to_train([*jobs, neural, neural])
+    assert [job.name for job in left] == ([] if same else [jobs[1].name]) + ["d"]
+    assert kept_accuracy.main(["table", str(out), "--epochs", "3"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    ms = {r["name"]: r["ms"] for r in json.loads((out / "result.json").read_text())["rows"]}
+    assert row.startswith(f"| bench (#{chosen}) | {ms['tvm_program_only']:.3f} | ")
+    assert row.endswith("| 61.20 % | 61.20 % |" if same else "| 61.20 % | not trained yet |")
+    assert kept_accuracy.main(["table", str(out / "search")]) == 2
+    assert "no result.json" in capsys.readouterr().out
 
 
 def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> None:

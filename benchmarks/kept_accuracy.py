@@ -1,0 +1,219 @@
+"""Speedups at kept accuracy: a benchmark's original and discovered network, trained.
+
+    .venv/bin/python -m benchmarks.kept_accuracy train BENCH [BENCH ...] [--epochs E]
+        [--seeds 0,1] [--threads N] [--hours H]
+    .venv/bin/python -m benchmarks.kept_accuracy table BENCH [BENCH ...] [--epochs E]
+    .venv/bin/python -m benchmarks.kept_accuracy archive BENCH [BENCH ...] [--epochs E]
+
+BENCH is a folder `evo bench --model M --time-budget T` made: its result.json names
+the discovered network (the search's best legal individual, in BENCH/search) and holds
+the rows measured in one sitting. `train` trains the original network and the
+discovered one with `evo train`'s recipe (SGD, momentum 0.9, weight decay 5e-4, cosine
+from lr 0.1, crop + flip, batch 128, bf16) for E epochs (default 50, the full recipe;
+5 is the calibration study's short protocol) on the 45,000 training images of
+../shared/data/cifar10-train-jpeg.zip, scored on the validation split val5000-seed0.
+A training with the same settings already in another results file of
+benchmarks/results (the reference resnet20, the calibration study's original) is
+reused, not repeated. Results are appended to benchmarks/results/kept-accuracy.jsonl
+as each finishes; trainings live in runs/kept-accuracy/ and `archive` packs the
+unfinished ones into benchmarks/checkpoints/kept-accuracy.tar.xz.
+
+`table` prints, per BENCH, the milliseconds of the program-only row and the discovered
+row, the speedups over the program-only search and the best peer, FLOPs, and the
+validation accuracy of both networks (mean over the seeds trained so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.training_queue import (
+    REPO,
+    SHARED_DATA,
+    Job,
+    archive_unfinished,
+    finished,
+    mean_and_spread,
+    run_queue,
+)
+from evo.analysis import load_run
+from evo.training import TrainSettings
+
+RESULTS_DIR = REPO / "benchmarks" / "results"
+RESULTS = RESULTS_DIR / "kept-accuracy.jsonl"
+RUNS = REPO / "runs" / "kept-accuracy"
+ARCHIVE = REPO / "benchmarks" / "checkpoints" / "kept-accuracy.tar.xz"
+ORIGINAL: dict[str, Any] = {"schema": 1, "layers": {}}
+
+
+class BenchError(Exception):
+    """A BENCH folder that is not a finished `evo bench --model` folder."""
+
+
+def bench_facts(bench: Path) -> dict[str, Any]:
+    """What a bench folder says: model, discovered individual and genome, its rows."""
+    result_path = bench / "result.json"
+    if not result_path.is_file():
+        raise BenchError(f"{bench}: no result.json (not a finished `evo bench` folder)")
+    result = json.loads(result_path.read_text())
+    search = bench / "search"
+    if not (search / "run.sqlite").is_file():
+        raise BenchError(f"{bench}: no search/run.sqlite (made with `evo bench --run`?)")
+    snap = load_run(search)
+    genome = snap.individual(int(result["individual"])).genome.neural
+    return {"model": result["model"], "individual": int(result["individual"]),
+            "genome": genome.to_json(), "result": result}
+
+
+def settings(model: str, genome: dict[str, Any], data: str, epochs: int,
+             seed: int) -> TrainSettings:
+    """The recipe every training of this script uses."""
+    return TrainSettings(model, genome, data, epochs, seed=seed, precision="bf16")
+
+
+def jobs(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> list[Job]:
+    """Original and discovered of every bench, each seed, originals first (once per
+    model)."""
+    out: dict[str, Job] = {}
+    for bench in benches:
+        facts = bench_facts(bench)
+        model = facts["model"]
+        for seed in seeds:
+            name = f"{model}-original-e{epochs}-s{seed}"
+            out[name] = Job(name, settings(model, ORIGINAL, data, epochs, seed),
+                            (model, "original"))
+    for bench in benches:
+        facts = bench_facts(bench)
+        for seed in seeds:
+            name = f"{facts['model']}-{bench.name}-{facts['individual']}-e{epochs}-s{seed}"
+            out[name] = Job(name, settings(facts["model"], facts["genome"], data, epochs,
+                                           seed), (facts["model"], bench.name))
+    return list(out.values())
+
+
+def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Settings equal in everything but where the same data archive lies."""
+    def key(s: dict[str, Any]) -> dict[str, Any]:
+        s = TrainSettings.from_saved(s)
+        return {**s, "data": Path(str(s["data"]).split(":", 1)[-1]).name}
+    return key(a) == key(b)
+
+
+def trained_elsewhere(job: Job) -> dict[str, Any] | None:
+    """A finished training with the job's settings in another results file."""
+    return _find(job, [p for p in sorted(RESULTS_DIR.glob("*.jsonl")) if p != RESULTS])
+
+
+def trained(job: Job) -> dict[str, Any] | None:
+    """The job's finished result: trained by this script (under any job name, e.g. a
+    discovered network that is the original) or reused from another results file."""
+    return _find(job, [RESULTS]) or trained_elsewhere(job)
+
+
+def _find(job: Job, files: list[Path]) -> dict[str, Any] | None:
+    wanted = job.settings.to_json()
+    for path in files:
+        for row in finished(path).values():
+            if "settings" in row and same_training(row["settings"], wanted):
+                return row
+    return None
+
+
+def to_train(queue: list[Job]) -> list[Job]:
+    """The jobs left: not trained anywhere, and each set of settings once."""
+    out, seen = [], []
+    for job in queue:
+        if trained(job) is None and not any(same_training(job.settings.to_json(), s)
+                                             for s in seen):
+            out.append(job)
+            seen.append(job.settings.to_json())
+    return out
+
+
+def table(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> str:
+    """The accuracy-checked speedup table, one row per bench, as Markdown."""
+    all_jobs = jobs(benches, data, epochs, seeds)
+    rows = {job.name: row for job in all_jobs if (row := trained(job)) is not None}
+
+    def accuracy(prefix: str) -> str:
+        values = [100 * rows[j.name]["accuracy"] for j in all_jobs
+                  if j.name.startswith(prefix) and j.name in rows]
+        if not values:
+            return "not trained yet"
+        mean, spread = mean_and_spread(values)
+        return f"{mean:.2f} %" + (f" ({spread:.2f}, {len(values)} seeds)"
+                                  if len(values) > 1 else "")
+
+    lines = [f"Validation accuracy on val5000-seed0 after {epochs} epochs of `evo train`'s "
+             "recipe (bf16).", "",
+             "| bench | program-only ms | discovered ms | speedup | vs best peer | "
+             "MFLOPs original / discovered | accuracy original | accuracy discovered |",
+             "|---|---|---|---|---|---|---|---|"]
+    for bench in benches:
+        facts = bench_facts(bench)
+        result, model = facts["result"], facts["model"]
+        by_name = {row["name"]: row for row in result["rows"]}
+        program, found = by_name.get("tvm_program_only"), by_name.get("tvm_discovered")
+        speed = result.get("speedup", {})
+        vs_peer = speed.get("vs_best_peer")
+        discovered = f"{model}-{bench.name}-{facts['individual']}-e{epochs}-"
+        lines.append(
+            f"| {bench.name} (#{facts['individual']}) | {_ms(program)} | {_ms(found)} | "
+            f"{_x(speed.get('vs_program_only'))} | {_x(vs_peer)} | "
+            f"{_mflops(program)} / {_mflops(found)} | "
+            f"{accuracy(f'{model}-original-e{epochs}-')} | "
+            f"{accuracy(discovered)} |")
+    return "\n".join(lines)
+
+
+def _ms(row: dict[str, Any] | None) -> str:
+    return "-" if not row or row.get("ms") is None else f"{row['ms']:.3f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _mflops(row: dict[str, Any] | None) -> str:
+    return "-" if not row or row.get("flops") is None else f"{row['flops'] / 1e6:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("train", "table", "archive"))
+    parser.add_argument("benches", nargs="+", type=Path, metavar="BENCH")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--seeds", default="0", help="comma-separated (default 0)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hours", type=float, help="train: start no job after this long")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        data = f"imagefolder:{args.data.resolve()}"
+        queue = jobs(args.benches, data, args.epochs, seeds)
+    except (BenchError, ValueError) as error:
+        print(f"kept_accuracy: {error}", flush=True)
+        return 2
+    if args.action == "table":
+        print(table(args.benches, data, args.epochs, seeds))
+        return 0
+    if args.action == "archive":
+        count = archive_unfinished(queue, RESULTS, RUNS, ARCHIVE)
+        print(f"{ARCHIVE}: {count} unfinished training(s)")
+        return 0
+    if not args.data.exists():
+        print(f"kept_accuracy: {args.data}: no such archive", flush=True)
+        return 2
+    run_queue(to_train(queue), RESULTS, RUNS, args.threads,
+              after_job=lambda *_: archive_unfinished(queue, RESULTS, RUNS, ARCHIVE),
+              stop_after=None if args.hours is None else args.hours * 3600)
+    print(table(args.benches, data, args.epochs, seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
