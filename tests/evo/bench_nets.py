@@ -70,14 +70,6 @@ def conv_net() -> nn.Module:
     return ConvNet()
 
 
-def two_convs() -> nn.Module:
-    """Two conv-relu layers of different shapes and nothing else: two TVM tasks, the
-    fewest that tell trials per task from a total (MetaSchedule spends most of a
-    one-trial tuning searching each task's first candidate)."""
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(),
-                         nn.Conv2d(8, 4, 1, bias=False), nn.ReLU())
-
-
 def one_conv() -> nn.Module:
     """One conv-relu: a single TVM task."""
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU())

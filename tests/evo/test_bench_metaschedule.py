@@ -18,17 +18,17 @@ from evo.bench.metaschedule import (
 from evo.bench.metaschedule_child import cost_model
 
 NETS = Path(__file__).with_name("bench_nets.py")
-MODEL, ONE_TASK = f"{NETS}:two_convs", f"{NETS}:one_conv"
+MODEL, ONE_TASK = f"{NETS}:conv_net", f"{NETS}:one_conv"
 SHAPE = (1, 3, 8, 8)
 
 
 @pytest.mark.slow
-def test_tunes_checks_times_and_reuses_its_database(tmp_path):
+def test_tunes_checks_times_and_reuses_its_database(tmp_path, capsys):
     work = tmp_path / "ms"
     row, tuning = metaschedule_end_to_end(MODEL, SHAPE, work, trials_per_task=1, threads=1)
     assert row.ok, row.error
     assert row.agreement.matches and row.latency.median_ms > 0
-    assert tuning.tasks == 2 and tuning.trials_per_task == 1
+    assert tuning.tasks == 4 and tuning.trials_per_task == 1
     assert tuning.trials == tuning.tasks and 1 <= tuning.measured <= tuning.trials
     assert tuning.stopped == "trials" and tuning.budget_s is None and not tuning.reused
     assert tuning.cost_model == cost_model() == "xgb"  # the bench extra installs xgboost
@@ -40,6 +40,32 @@ def test_tunes_checks_times_and_reuses_its_database(tmp_path):
     assert again.ok, again.error
     assert reused.reused and reused.measured == tuning.measured
     assert reused.seconds == tuning.seconds  # the tuning that made the database
+    per_conv_matches_kernels_by_workload(tmp_path, work, capsys)
+
+
+def per_conv_matches_kernels_by_workload(tmp_path: Path, work: Path, capsys) -> None:
+    """benchmarks.per_conv on a bench folder: this tuning as its MetaSchedule row, two
+    quick (analytic) searches of the same network as its searches."""
+    from benchmarks import per_conv
+    from evo.cli import main
+
+    bench = tmp_path / "bench"
+    for name, extra in (("search", []), ("program-only", ["--program-only"])):
+        assert main(["run", "--model", MODEL, "--input-shape", ",".join(map(str, SHAPE)),
+                     "--evaluator", "analytic", "--population", "4", "--generations", "1",
+                     "--quiet", "--out", str(bench / name), *extra]) == 0
+    assert per_conv.main([str(bench)]) == 2
+    assert "no metaschedule/network.so" in capsys.readouterr().err
+    work.rename(bench / "metaschedule")
+    result = per_conv.compare(bench, threads=1)
+    [row] = result["convs"]  # the conv's workload, found in both compilations
+    assert row["shape"] == "3->8 8x8 k3 s1" and row["slots"] == ["conv"]
+    assert row["program_only_ms"] > 0 and row["metaschedule_ms"] > 0
+    assert result["rest_ms"]["program_only"]["other"] > 0  # our ReLU runs on its own
+    assert result["metaschedule"]["tasks"] == 4
+    assert per_conv.main([str(bench), "--threads", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "3->8 8x8 k3 s1" in table and "end to end (timed)" in table
 
 
 @pytest.mark.slow

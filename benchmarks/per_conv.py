@@ -1,0 +1,145 @@
+"""The program-only search against MetaSchedule, conv by conv, in one sitting.
+
+    .venv/bin/python -m benchmarks.per_conv BENCH [--threads N] [--json]
+
+BENCH is a folder `evo bench --model M --time-budget T` made, so its MetaSchedule
+row was tuned with the same wall-clock budget as the program-only search (unless
+`--metaschedule-trials-per-task` said otherwise). Both networks are compiled (the
+program-only search's best with our conv programs; MetaSchedule's library as the
+bench exported it, BENCH/metaschedule/network.so), checked against PyTorch and
+profiled inside the network (`evo.bench.op_profile`). Kernels are matched by conv
+workload (`evo.bench.conv_workloads`): a row per distinct conv shape, with the slots
+that have it and the milliseconds per inference each compilation spends on it;
+then the rest (batch norm, ReLU, adds, pooling, linear) and the VM's own calls.
+
+MetaSchedule's conv kernels include what TVM fused into them (batch norm's
+multiply-add, the residual add, ReLU); ours do not (our conv programs are opaque to
+TVM's fusion, so those run as separate kernels, counted under "other").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("TVM_NUM_THREADS", "2")
+
+import tvm  # noqa: E402
+
+from benchmarks.profile_rows import bench_genomes  # noqa: E402
+from evo.bench.conv_workloads import (  # noqa: E402
+    ConvShape,
+    slot_shape,
+    tvm_conv_workloads,
+    tvm_kernel_conv,
+)
+from evo.bench.end_to_end import genome_end_to_end, measured  # noqa: E402
+from evo.bench.metaschedule import LIBRARY, RECORD  # noqa: E402
+from evo.bench.op_profile import Breakdown  # noqa: E402
+from evo.errors import UsageError  # noqa: E402
+from evo.target import make_target  # noqa: E402
+
+
+def per_shape_ms(breakdown: Breakdown, shape_of: dict[str, ConvShape]) -> tuple[
+        dict[ConvShape, float], dict[str, float]]:
+    """Milliseconds per conv workload, and per kind for every kernel that is not a
+    matched conv ("other" includes a conv kernel whose workload is unknown)."""
+    convs: dict[ConvShape, float] = defaultdict(float)
+    rest: dict[str, float] = defaultdict(float)
+    for kernel in breakdown.kernels:
+        shape = shape_of.get(kernel.symbol)
+        if shape is None:
+            rest[kernel.kind if kernel.kind != "conv" else "other"] += kernel.ms
+        else:
+            convs[shape] += kernel.ms
+    return dict(convs), dict(rest)
+
+
+def compare(bench: Path, threads: int) -> dict:
+    """Both compilations profiled; per-shape and total milliseconds."""
+    facts = bench_genomes(str(bench), [])
+    network, config = facts.network, facts.config
+    library_path = bench / "metaschedule" / LIBRARY
+    if not library_path.is_file():
+        raise UsageError(f"{bench}: no metaschedule/{LIBRARY} (bench made with "
+                         f"--metaschedule-trials-per-task 0?)")
+    name, genome = next((n, g) for n, g in facts.genomes.items()
+                        if n.startswith("program-only"))
+    ours = genome_end_to_end(network, genome, make_target(config.target), threads,
+                             config.seed)
+    library = tvm.runtime.load_module(str(library_path))
+    theirs = measured(network.module, library, network.input_shape, threads, True, 0.0)
+    for label, row in (("program-only", ours), ("MetaSchedule", theirs)):
+        if not row.ok:
+            raise UsageError(f"{label}: {row.error}")
+    slots: dict[ConvShape, list[str]] = defaultdict(list)
+    our_shapes = {}
+    for slot in network.slots:
+        shape = slot_shape(slot.spec)
+        slots[shape].append(slot.id)
+        our_shapes["conv_" + slot.id.replace(".", "_")] = shape
+    workloads = tvm_conv_workloads(network.module, network.input_shape,
+                                   make_target(config.target))
+    their_shapes = {k.symbol: workloads[c] for k in theirs.breakdown.kernels
+                    if (c := tvm_kernel_conv(k.symbol)) in workloads}
+    our_convs, our_rest = per_shape_ms(ours.breakdown, our_shapes)
+    their_convs, their_rest = per_shape_ms(theirs.breakdown, their_shapes)
+    tuning = json.loads((bench / "metaschedule" / RECORD).read_text())["tuning"]
+    rows = [{"shape": shape.describe(), "slots": slots.get(shape, []),
+             "program_only_ms": our_convs.get(shape), "metaschedule_ms": their_convs.get(shape)}
+            for shape in sorted(set(our_convs) | set(their_convs))]
+    return {"bench": str(bench), "model": config.model, "program_only": name,
+            "metaschedule": tuning, "threads": threads,
+            "latency_ms": {"program_only": ours.latency.median_ms,
+                           "metaschedule": theirs.latency.median_ms},
+            "convs": rows,
+            "rest_ms": {"program_only": our_rest, "metaschedule": their_rest}}
+
+
+def format_table(result: dict) -> str:
+    tuning = result["metaschedule"]
+    lines = [f"{result['model']}: {result['program_only']} against MetaSchedule "
+             f"({tuning['tasks']} tasks, {tuning.get('measured')} trials measured, "
+             f"{tuning.get('seconds')} s of tuning, stopped by {tuning.get('stopped')}); "
+             f"{result['threads']} threads",
+             f"{'conv workload':28} {'slots':>5} {'ours ms':>9} {'MS ms':>9} {'MS/ours':>8}"]
+
+    def cell(value: float | None) -> str:
+        return f"{value:9.3f}" if value is not None else f"{'-':>9}"
+
+    for row in result["convs"]:
+        ours, theirs = row["program_only_ms"], row["metaschedule_ms"]
+        ratio = f"{theirs / ours:7.2f}x" if ours and theirs else f"{'-':>8}"
+        lines.append(f"{row['shape']:28} {len(row['slots']):5d} {cell(ours)} {cell(theirs)} "
+                     f"{ratio}")
+    for kind in ("other", "runtime"):
+        lines.append(f"{kind:28} {'':5} {cell(result['rest_ms']['program_only'].get(kind, 0.0))}"
+                     f" {cell(result['rest_ms']['metaschedule'].get(kind, 0.0))}")
+    latency = result["latency_ms"]
+    lines.append(f"{'end to end (timed)':28} {'':5} {cell(latency['program_only'])} "
+                 f"{cell(latency['metaschedule'])} "
+                 f"{latency['metaschedule'] / latency['program_only']:7.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bench", type=Path, metavar="BENCH")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        result = compare(args.bench, args.threads)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
