@@ -11,10 +11,14 @@ profiled inside the network (`evo.bench.op_profile`). Kernels are matched by con
 workload (`evo.bench.conv_workloads`): a row per distinct conv shape, with the slots
 that have it and the milliseconds per inference each compilation spends on it;
 then the rest (batch norm, ReLU, adds, pooling, linear) and the VM's own calls.
+The best peer of today, ONNX Runtime, is a third column (`evo.bench.ort_profile`:
+its profiler's per-node times, conv nodes matched to slots in order; its end to end
+is timed as the `onnxruntime` peer row).
 
 MetaSchedule's conv kernels include what TVM fused into them (batch norm's
-multiply-add, the residual add, ReLU); ours do not (our conv programs are opaque to
-TVM's fusion, so those run as separate kernels, counted under "other").
+multiply-add, the residual add, ReLU), and ORT's include the folded batch norm and
+fused ReLU; ours do not (our conv programs are opaque to TVM's fusion, so those run
+as separate kernels, counted under "other").
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from evo.bench.conv_workloads import (  # noqa: E402
 from evo.bench.end_to_end import genome_end_to_end, measured  # noqa: E402
 from evo.bench.metaschedule import LIBRARY, RECORD  # noqa: E402
 from evo.bench.op_profile import Breakdown  # noqa: E402
+from evo.bench.ort_profile import match_slots, ort_conv_times  # noqa: E402
+from evo.bench.peers import peer_end_to_end  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
 from evo.target import make_target  # noqa: E402
 
@@ -89,40 +95,67 @@ def compare(bench: Path, threads: int) -> dict:
     our_convs, our_rest = per_shape_ms(ours.breakdown, our_shapes)
     their_convs, their_rest = per_shape_ms(theirs.breakdown, their_shapes)
     tuning = json.loads((bench / "metaschedule" / RECORD).read_text())["tuning"]
+    ort = _onnxruntime(network, threads, our_shapes)
     rows = [{"shape": shape.describe(), "slots": slots.get(shape, []),
-             "program_only_ms": our_convs.get(shape), "metaschedule_ms": their_convs.get(shape)}
+             "program_only_ms": our_convs.get(shape), "metaschedule_ms": their_convs.get(shape),
+             "onnxruntime_ms": ort["convs"].get(shape) if ort["convs"] is not None else None}
             for shape in sorted(set(our_convs) | set(their_convs))]
     return {"bench": str(bench), "model": config.model, "program_only": name,
-            "metaschedule": tuning, "threads": threads,
+            "metaschedule": tuning, "threads": threads, "onnxruntime": ort["about"],
             "latency_ms": {"program_only": ours.latency.median_ms,
-                           "metaschedule": theirs.latency.median_ms},
+                           "metaschedule": theirs.latency.median_ms,
+                           "onnxruntime": ort["latency_ms"]},
             "convs": rows,
-            "rest_ms": {"program_only": our_rest, "metaschedule": their_rest}}
+            "rest_ms": {"program_only": our_rest, "metaschedule": their_rest,
+                        "onnxruntime": ort["rest"]}}
+
+
+def _onnxruntime(network, threads: int, our_shapes: dict[str, ConvShape]) -> dict:
+    """ORT's milliseconds per conv workload (None when its convs do not pair with the
+    slots), the rest, and its timed end to end; an error is a value."""
+    row = peer_end_to_end("onnxruntime", network.module, network.input_shape, threads)
+    if not row.ok:
+        return {"about": row.error, "convs": None, "rest": {}, "latency_ms": None}
+    profile = ort_conv_times(network.module, network.input_shape, threads)
+    by_slot = match_slots(network, profile)
+    convs = None
+    if by_slot is not None:
+        convs = defaultdict(float)
+        for slot, ms in by_slot.items():
+            convs[our_shapes["conv_" + slot.replace(".", "_")]] += ms
+    return {"about": f"ONNX Runtime {profile.version}" + (
+                "" if by_slot is not None else "; its conv nodes do not pair with the slots"),
+            "convs": convs, "rest": {"other": profile.other_ms},
+            "latency_ms": row.latency.median_ms}
 
 
 def format_table(result: dict) -> str:
     tuning = result["metaschedule"]
+    columns = ("program_only", "metaschedule", "onnxruntime")
     lines = [f"{result['model']}: {result['program_only']} against MetaSchedule "
              f"({tuning['tasks']} tasks, {tuning.get('measured')} trials measured, "
-             f"{tuning.get('seconds')} s of tuning, stopped by {tuning.get('stopped')}); "
-             f"{result['threads']} threads",
-             f"{'conv workload':28} {'slots':>5} {'ours ms':>9} {'MS ms':>9} {'MS/ours':>8}"]
+             f"{tuning.get('seconds')} s of tuning, stopped by {tuning.get('stopped')}) "
+             f"and {result['onnxruntime']}; {result['threads']} threads; ms per inference",
+             f"{'conv workload':28} {'slots':>5} {'ours':>9} {'MS':>9} {'ORT':>9} "
+             f"{'MS/ours':>8} {'ORT/ours':>8}"]
 
     def cell(value: float | None) -> str:
         return f"{value:9.3f}" if value is not None else f"{'-':>9}"
 
+    def ratio(theirs: float | None, ours: float | None) -> str:
+        return f"{theirs / ours:7.2f}x" if ours and theirs else f"{'-':>8}"
+
     for row in result["convs"]:
-        ours, theirs = row["program_only_ms"], row["metaschedule_ms"]
-        ratio = f"{theirs / ours:7.2f}x" if ours and theirs else f"{'-':>8}"
-        lines.append(f"{row['shape']:28} {len(row['slots']):5d} {cell(ours)} {cell(theirs)} "
-                     f"{ratio}")
+        values = [row[f"{c}_ms"] for c in columns]
+        lines.append(f"{row['shape']:28} {len(row['slots']):5d} "
+                     f"{' '.join(cell(v) for v in values)} "
+                     f"{ratio(values[1], values[0])} {ratio(values[2], values[0])}")
     for kind in ("other", "runtime"):
-        lines.append(f"{kind:28} {'':5} {cell(result['rest_ms']['program_only'].get(kind, 0.0))}"
-                     f" {cell(result['rest_ms']['metaschedule'].get(kind, 0.0))}")
-    latency = result["latency_ms"]
-    lines.append(f"{'end to end (timed)':28} {'':5} {cell(latency['program_only'])} "
-                 f"{cell(latency['metaschedule'])} "
-                 f"{latency['metaschedule'] / latency['program_only']:7.2f}x")
+        values = [result["rest_ms"][c].get(kind) for c in columns]
+        lines.append(f"{kind:28} {'':5} {' '.join(cell(v) for v in values)}")
+    values = [result["latency_ms"][c] for c in columns]
+    lines.append(f"{'end to end (timed)':28} {'':5} {' '.join(cell(v) for v in values)} "
+                 f"{ratio(values[1], values[0])} {ratio(values[2], values[0])}")
     return "\n".join(lines)
 
 

@@ -61,6 +61,7 @@ def per_conv_matches_kernels_by_workload(tmp_path: Path, work: Path, capsys) -> 
     [row] = result["convs"]  # the conv's workload, found in both compilations
     assert row["shape"] == "3->8 8x8 k3 s1" and row["slots"] == ["conv"]
     assert row["program_only_ms"] > 0 and row["metaschedule_ms"] > 0
+    assert row["onnxruntime_ms"] > 0 and result["latency_ms"]["onnxruntime"] > 0
     assert result["rest_ms"]["program_only"]["other"] > 0  # our ReLU runs on its own
     assert result["metaschedule"]["tasks"] == 4
     assert per_conv.main([str(bench), "--threads", "1"]) == 0

@@ -1,11 +1,13 @@
 """Kernels matched to conv workloads: TVM's own conv2d PrimFuncs (as the MetaSchedule
-row compiles them) against the slots of the same network."""
+row compiles them) and ONNX Runtime's profiled conv nodes against the slots of the
+same network."""
 
 from __future__ import annotations
 
 import pytest
 
 from evo.bench.conv_workloads import ConvShape, slot_shape, tvm_conv_workloads, tvm_kernel_conv
+from evo.bench.ort_profile import match_slots, ort_conv_times
 from evo.networks import load_network
 
 
@@ -28,3 +30,16 @@ def test_kernel_symbols_name_the_conv_they_fuse() -> None:
     assert tvm_kernel_conv("conv2d12") == "conv2d12"
     assert tvm_kernel_conv("conv_layer1_0_conv2") is None  # ours: named by slot
     assert tvm_kernel_conv("fused_multiply2_add4_relu2") is None
+
+
+def test_onnxruntime_conv_nodes_pair_with_the_slots_in_order() -> None:
+    pytest.importorskip("onnxruntime")
+    network = load_network("resnet20")
+    profile = ort_conv_times(network.module, network.input_shape, threads=1, runs=2)
+    by_slot = match_slots(network, profile)
+    assert by_slot is not None and list(by_slot) == [slot.id for slot in network.slots]
+    assert all(ms > 0 for ms in by_slot.values()) and profile.other_ms > 0
+    assert profile.convs[0].computes(16, 32, 32)  # the stem, padded to a block or not
+    assert not profile.convs[0].computes(16, 16, 16)
+    tiny = load_network("tiny")
+    assert match_slots(tiny, profile) is None  # another network's convs do not pair
