@@ -19,7 +19,7 @@ from evo.bench.metaschedule import (
 from evo.bench.peers import DEFAULT_PEERS, describe_peer, peer_end_to_end
 from evo.bench.timing import set_tvm_threads
 from evo.bench_table import format_table
-from evo.capacity import FisherPotential
+from evo.capacity.measures import make_measure
 from evo.errors import UsageError
 from evo.host import describe_host, distinct_hosts
 from evo.networks import load_network, transform_network
@@ -51,8 +51,10 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
     genome = snap.individual(chosen).genome
     network = load_network(config.model, config.input_shape, seed=config.seed)
     target = make_target(config.target)
-    fisher = FisherPotential(network, data=config.data, seed=config.seed,
-                             batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)
+    # the run's own capacity check: the facts' ratio and the BlockSwap-style baseline's
+    # legality are judged as the search judged its candidates
+    fisher = make_measure(config.capacity, network, data=config.data, seed=config.seed,
+                          batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)
     original_fisher = fisher.original().total
 
     def facts(g: NetworkGenome) -> dict:
@@ -60,7 +62,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
         total = fisher.of(g).total
         return {"flops": sum(p.flops for p in transform.plans.values()),
                 "params": sum(p.params for p in transform.plans.values()),
-                "fisher_ratio": total / original_fisher if total and original_fisher else None}
+                "capacity_ratio": total / original_fisher if total and original_fisher else None}
 
     rows: list[dict] = []
 
@@ -116,6 +118,8 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
             "host": describe_host(),
             "search_hosts": [h["host"] for h in distinct_hosts([*snap.sessions,
                                                                 *program_sessions])],
+            "capacity": {"measure": config.capacity, "threshold": config.threshold,
+                         "scope": config.scope, "fisher_bn": config.fisher_bn},
             "rows": rows, "best_peer": best,
             "speedup": speedups(rows, best), "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,

@@ -12,10 +12,13 @@ SPEEDUPS = ("vs_program_only", "vs_metaschedule", "vs_torch_eager", "vs_best_pee
 def format_table(result: dict) -> str:
     """The rows as a table, then the best peer and the speedups."""
     width = max([24, *(len(row["name"]) for row in result["rows"])])
+    # the capacity column: the ratio to the original's of the run's capacity measure
+    # (results written before `capacity` existed measured the Fisher Potential)
+    measure = result.get("capacity", {}).get("measure", "fisher")
     lines = [f"{result['model']}, batch 1, {result['threads']} thread(s); "
              f"discovered = individual {result['individual']}",
              f"{'row':{width}} {'ms':>10} {'spread':>7} {'MFLOPs':>9} {'params':>10} "
-             f"{'fisher':>7}  what"]
+             f"{measure[:7]:>7}  what"]
     if result.get("host"):
         lines.insert(1, f"measured on {host_label(result['host'])}")
         elsewhere = [h for h in result.get("search_hosts", [])
@@ -27,7 +30,8 @@ def format_table(result: dict) -> str:
         spread = f"{row['spread']:.1%}" if row.get("spread") is not None else "-"
         flops = f"{row['flops'] / 1e6:.1f}" if row.get("flops") is not None else "-"
         params = f"{row['params']:,}" if row.get("params") is not None else "-"
-        fisher = f"{row['fisher_ratio']:.2f}x" if row.get("fisher_ratio") else "-"
+        ratio = row.get("capacity_ratio", row.get("fisher_ratio"))  # the old key: Fisher
+        fisher = f"{ratio:.2f}x" if ratio else "-"
         lines.append(f"{row['name']:{width}} {ms:>10} {spread:>7} {flops:>9} {params:>10} "
                      f"{fisher:>7}  {row['what']}")
         if row.get("error"):

@@ -31,8 +31,9 @@ from evo.search.config import RunConfig
 def test_bench_rows_and_speedups(tmp_path: Path, capsys, monkeypatch) -> None:
     run = tmp_path / "run"
     assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "6",
-                 "--generations", "1", "--out", str(run), "--cache",
-                 str(tmp_path / "cache.sqlite"), "--quiet"]) == 0
+                 "--generations", "1", "--capacity", "flops", "--threshold", "0.3",
+                 "--out", str(run), "--cache", str(tmp_path / "cache.sqlite"),
+                 "--quiet"]) == 0
     capsys.readouterr()
     monkeypatch.setitem(sys.modules, "openvino", None)  # a peer whose package is missing
     argv = ["bench", "--run", str(run), "--metaschedule-trials", "0",
@@ -66,12 +67,17 @@ def test_bench_rows_and_speedups(tmp_path: Path, capsys, monkeypatch) -> None:
     assert result["best_peer"]["ms"] == fastest["ms"]
     assert result["speedup"]["vs_best_peer"] == fastest["ms"] / ms["tvm_discovered"]
     original = result["rows"][0]
-    assert original["fisher_ratio"] == 1.0
+    assert original["capacity_ratio"] == 1.0 and result["capacity"]["measure"] == "flops"
+    for row in result["rows"]:  # the run's own measure: FLOPs, as a ratio
+        assert row["capacity_ratio"] == pytest.approx(row["flops"] / original["flops"])
     tried = result["blockswap"]["tried"]
     assert tried and ("blockswap" in names) == any(c["legal"] for c in tried)
+    for candidate in tried:  # legal by the run's rule: at least 0.3 x the original's FLOPs
+        assert candidate["legal"] == (candidate["flops"] >= 0.3 * original["flops"])
     assert result["search_hosts"] == [result["host"]]  # searched and benched here
 
     table = format_table(result).splitlines()
+    assert any(line.endswith(" params   flops  what") for line in table)  # its measure
     assert f"best peer: {fastest['name']}, {fastest['ms']:.3f} ms ({fastest['what']})" in table
     assert f"speedup vs_best_peer: {result['speedup']['vs_best_peer']:.2f}x" in table
     assert sum("error: OpenVINO: openvino is not installed" in line for line in table) == 2
