@@ -133,6 +133,8 @@ class RunConfig:
             raise UsageError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         if "fisher_bn" not in data:  # written before the option existed: batch statistics
             data = {**data, "fisher_bn": "batch"}
+        if "capacity" not in data:  # written before the option existed: Fisher Potential
+            data = {**data, "capacity": "fisher"}
         if data.get("input_shape") is not None:
             data = {**data, "input_shape": tuple(data["input_shape"])}
         try:

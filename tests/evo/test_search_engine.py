@@ -178,6 +178,10 @@ def test_config_fisher_bn_default_and_runs_from_before_the_option(tmp_path):
     assert RunConfig.from_json(legacy).fisher_bn == "batch"
     with pytest.raises(UsageError, match="--fisher-bn"):
         RunConfig(fisher_bn="eval")
+    older = RunConfig(capacity="flops").to_json()
+    assert RunConfig.from_json(older).capacity == "flops"
+    del older["capacity"]  # made before --capacity existed: the Fisher Potential, whatever
+    assert RunConfig.from_json(older).capacity == "fisher"  # the default is today
 
 
 def test_capacity_is_computed_on_every_local_core(tmp_path) -> None:
