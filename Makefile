@@ -36,7 +36,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/docs-site
-	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -q -p no:cacheprovider --timeout 900 -n $(TEST_WORKERS) --dist loadgroup --durations 15
 
 lint: $(STAMP)
 	$(BIN)/ruff check genomes operators evo tests benchmarks

@@ -1,6 +1,6 @@
 """How well each capacity measure predicts the calibration study's trained accuracy.
 
-    .venv/bin/python -m benchmarks.calibration_report [--markdown]
+    .venv/bin/python -m benchmarks.calibration_report [--json] [--splits N]
 
 Joins benchmarks/results/calibration-resnet20.jsonl (validation accuracy after the
 study's short protocol) with calibration-resnet20-measures.jsonl (measures at
@@ -15,6 +15,13 @@ the original's mean (over its seeds) minus one point. For every measure:
     fitted       the threshold chosen on the fit half of the genomes (the lowest
                  threshold whose precision there is >= 90 %, so recall is largest),
                  with precision and recall on the held-out half
+    cv           the same fitted over N random halvings (`--splits`, default 200),
+                 precision and recall pooled over the held-out halves
+                 (`benchmarks.calibration_rules`)
+
+Then the pairs of measures whose joint rule "both >= their thresholds" does best the
+same way (thresholds fitted per halving), the five with the largest cross-validated
+recall at a cross-validated precision >= 90 %.
 
 Measures are compared as ratios to the original's value, oriented so that higher
 means more capacity (the short-training loss and jacob_cov are inverted).
@@ -33,6 +40,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from benchmarks.calibration import RESULTS
 from benchmarks.calibration_measures import MEASURES
+from benchmarks.calibration_rules import cross_validated, fitted, rule
 from benchmarks.training_queue import finished, mean_and_spread
 
 KEEP_POINTS = 1.0
@@ -61,8 +69,10 @@ def relative(measure: str, value: float | None, original: float | None) -> float
     return value / original
 
 
-def table(results: Path = RESULTS, measures: Path = MEASURES) -> dict[str, Any]:
-    """The study's numbers: per measure tau, rho, the rule at 1.0 and the fitted rule."""
+def table(results: Path = RESULTS, measures: Path = MEASURES,
+          splits: int = 200) -> dict[str, Any]:
+    """The study's numbers: per measure tau, rho, the rule at 1.0, the rule fitted on
+    one half and cross-validated over `splits` halvings; the best pairs."""
     trained, measured = finished(results), finished(measures)
     accuracy: dict[str, list[float]] = {}
     for row in trained.values():
@@ -76,43 +86,42 @@ def table(results: Path = RESULTS, measures: Path = MEASURES) -> dict[str, Any]:
     rng = np.random.default_rng(SPLIT_SEED)
     fit = np.zeros(len(names), dtype=bool)
     fit[rng.permutation(len(names))[: len(names) // 2]] = True
-    rows = []
+    rows, complete = [], {}
     for measure in ORIENTED:
         base = measured["original"]["measures"].get(measure)
         rel = [relative(measure, measured[n]["measures"].get(measure), base) for n in names]
         if any(r is None for r in rel):
             rows.append({"measure": measure, "missing": sum(r is None for r in rel)})
             continue
-        r = np.array(rel)
+        r = complete[measure] = np.array(rel)
         with_original_r, with_original_a = np.append(r, 1.0), np.append(acc, original)
         rows.append({
             "measure": measure,
             "tau": float(kendalltau(with_original_r, with_original_a).statistic),
             "rho": float(spearmanr(with_original_r, with_original_a).statistic),
-            "at_1": _rule(r >= 1.0 - 1e-9, keeps),
-            "fitted": _fitted(r, keeps, fit),
+            "at_1": rule(r >= 1.0 - 1e-9, keeps),
+            "fitted": fitted([r], keeps, fit, TARGET_PRECISION),
+            "cv": cross_validated([r], keeps, TARGET_PRECISION, splits, SPLIT_SEED),
         })
     return {"original": original, "original_spread": noise,
             "original_seeds": len(accuracy["original"]), "genomes": len(names),
-            "keepers": int(keeps.sum()), "rows": rows}
+            "keepers": int(keeps.sum()), "rows": rows,
+            "pairs": _best_pairs(complete, keeps, splits)}
 
 
-def _rule(accepted: np.ndarray, keeps: np.ndarray) -> dict[str, Any]:
-    hits = int((accepted & keeps).sum())
-    return {"accepted": int(accepted.sum()),
-            "precision": hits / accepted.sum() if accepted.any() else None,
-            "recall": hits / keeps.sum() if keeps.any() else None}
-
-
-def _fitted(r: np.ndarray, keeps: np.ndarray, fit: np.ndarray) -> dict[str, Any]:
-    """The lowest threshold with precision >= TARGET_PRECISION on the fit half (None if
-    no threshold reaches it), and the rule's numbers on the held-out half."""
-    for threshold in sorted(set(r[fit].tolist())):
-        rule = _rule(r[fit] >= threshold, keeps[fit])
-        if rule["precision"] is not None and rule["precision"] >= TARGET_PRECISION:
-            return {"threshold": threshold, "fit": rule,
-                    "held_out": _rule(r[~fit] >= threshold, keeps[~fit])}
-    return {"threshold": None}
+def _best_pairs(values: dict[str, np.ndarray], keeps: np.ndarray, splits: int,
+                top: int = 5) -> list[dict[str, Any]]:
+    """The `top` pairs by cross-validated recall among those whose cross-validated
+    precision reaches TARGET_PRECISION."""
+    names = list(values)
+    out = []
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            cv = cross_validated([values[first], values[second]], keeps, TARGET_PRECISION,
+                                 splits, SPLIT_SEED)
+            if cv["precision"] is not None and cv["precision"] >= TARGET_PRECISION:
+                out.append({"measures": [first, second], "cv": cv})
+    return sorted(out, key=lambda p: -p["cv"]["recall"])[:top]
 
 
 def _pct(value: float | None) -> str:
@@ -124,10 +133,11 @@ def markdown(study: dict[str, Any]) -> str:
              f"{study['original_seeds']} seeds); {study['genomes']} genomes, "
              f"{study['keepers']} within {KEEP_POINTS:g} point.", "",
              "| measure | tau | rho | at 1.0: accepted, precision, recall | fitted threshold |"
-             " held-out precision, recall |", "|---|---|---|---|---|---|"]
+             " held-out precision, recall | cv precision, recall (thresholds found) |",
+             "|---|---|---|---|---|---|---|"]
     for row in study["rows"]:
         if "missing" in row:
-            lines.append(f"| {row['measure']} | missing for {row['missing']} | | | | |")
+            lines.append(f"| {row['measure']} | missing for {row['missing']} | | | | | |")
             continue
         a, f = row["at_1"], row["fitted"]
         held = f.get("held_out")
@@ -135,15 +145,27 @@ def markdown(study: dict[str, Any]) -> str:
         held_text = "-" if held is None else f"{_pct(held['precision'])}, {_pct(held['recall'])}"
         lines.append(
             f"| {row['measure']} | {row['tau']:.2f} | {row['rho']:.2f} | {a['accepted']}, "
-            f"{_pct(a['precision'])}, {_pct(a['recall'])} | {threshold} | {held_text} |")
+            f"{_pct(a['precision'])}, {_pct(a['recall'])} | {threshold} | {held_text} | "
+            f"{_cv(row['cv'])} |")
+    lines += ["", f"Pairs (both >= their thresholds), cross-validated over "
+                  f"{study['rows'][0].get('cv', {}).get('splits', '-')} halvings, the best "
+                  f"with precision >= {TARGET_PRECISION:.0%}:"]
+    lines += [f"- {' and '.join(p['measures'])}: {_cv(p['cv'])}" for p in study["pairs"]] \
+        or ["- none"]
     return "\n".join(lines)
+
+
+def _cv(cv: dict[str, Any]) -> str:
+    return f"{_pct(cv['precision'])}, {_pct(cv['recall'])} ({cv['found']:.0%})"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="the numbers as JSON")
+    parser.add_argument("--splits", type=int, default=200,
+                        help="random halvings for the cross-validated columns (default 200)")
     args = parser.parse_args(argv)
-    study = table()
+    study = table(splits=args.splits)
     print(json.dumps(study, indent=2) if args.json else markdown(study))
     return 0
 

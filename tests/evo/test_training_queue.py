@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.calibration_report import _fitted, _rule, relative
+from benchmarks.calibration_report import relative
+from benchmarks.calibration_rules import cross_validated, fit_thresholds, fitted, rule
 from benchmarks.training_queue import Job, claim, finished, release, run_queue
 from evo.training import TrainSettings
 from tests.evo.test_train_imagefolder import easy_zip
@@ -94,9 +95,27 @@ def test_legality_rule_precision_recall_and_fitted_threshold() -> None:
 
     r = np.array([0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 0.3, 0.9])
     keeps = np.array([False, False, True, True, True, True, False, False])
-    rule = _rule(r >= 0.6, keeps)
-    assert rule == {"accepted": 5, "precision": 4 / 5, "recall": 1.0}
+    assert rule(r >= 0.6, keeps) == {"accepted": 5, "precision": 4 / 5, "recall": 1.0}
     fit = np.array([True, True, True, True, False, False, False, False])
-    fitted = _fitted(r, keeps, fit)
-    assert fitted["threshold"] == 0.6  # the lowest with precision >= 90 % on the fit half
-    assert fitted["held_out"] == {"accepted": 3, "precision": 2 / 3, "recall": 1.0}
+    one = fitted([r], keeps, fit, 0.9)
+    assert one["threshold"] == 0.6  # the lowest with precision >= 90 % on the fit half
+    assert one["held_out"] == {"accepted": 3, "precision": 2 / 3, "recall": 1.0}
+    assert fitted([r], ~keeps, fit, 0.9) == {"threshold": None}  # more is never better
+
+
+def test_a_pair_rule_finds_what_neither_measure_finds_alone() -> None:
+    import numpy as np
+
+    # keepers are high on both measures; each measure alone also rates a loser high
+    a = np.array([0.9, 0.8, 0.95, 0.3, 0.2, 0.85, 0.4])
+    b = np.array([0.9, 0.85, 0.2, 0.95, 0.3, 0.8, 0.4])
+    keeps = np.array([True, True, False, False, False, True, False])
+    assert fit_thresholds([a], keeps, 0.9) is None  # 0.95 is a loser: never >= 90 %
+    assert fit_thresholds([b], keeps, 0.9) is None
+    # both: every keeper and no loser, the lowest such thresholds
+    assert fit_thresholds([a, b], keeps, 0.9) == (0.4, 0.8)
+    pooled = cross_validated([a, b], keeps, 0.9, splits=50)
+    assert pooled["splits"] == 50 and 0 < pooled["found"] <= 1
+    assert pooled["precision"] is not None and pooled["precision"] >= 0.5
+    never = cross_validated([a], keeps, 0.9, splits=20)
+    assert never["precision"] is None or never["precision"] < 1.0
