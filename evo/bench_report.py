@@ -19,7 +19,7 @@ from evo.bench.metaschedule import (
 from evo.bench.peers import DEFAULT_PEERS, describe_peer, peer_end_to_end
 from evo.bench.timing import set_tvm_threads
 from evo.bench_table import format_table
-from evo.capacity.measures import make_measure
+from evo.capacity.measures import search_measure
 from evo.errors import UsageError
 from evo.host import describe_host, distinct_hosts
 from evo.networks import load_network, transform_network
@@ -53,8 +53,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
     target = make_target(config.target)
     # the run's own capacity check: the facts' ratio and the BlockSwap-style baseline's
     # legality are judged as the search judged its candidates
-    fisher = make_measure(config.capacity, network, data=config.data, seed=config.seed,
-                          batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)
+    fisher = search_measure(config, network, threads=threads)
     original_fisher = fisher.original().total
 
     def facts(g: NetworkGenome) -> dict:

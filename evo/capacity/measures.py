@@ -12,7 +12,11 @@ of them into a legality rule "measure >= threshold x the original's".
                 initialisation (`evo.capacity.proxies`; network only; jacob_cov is
                 left out: it is negative, so "x the original's" has no meaning)
 
-`make_measure(name, ...)` builds one; "fisher" is `FisherPotential`.
+`make_measure(name, ...)` builds one; "fisher" is `FisherPotential`. `search_measure`
+is the one a search (and `evo bench`) uses for a run config: its `capacity`, except
+that a program-only search of a network without classifier logits gets `Unchanged`
+(program genes never change what a network computes, so there is nothing to measure,
+and the logit-based measures could not run).
 """
 
 from __future__ import annotations
@@ -75,6 +79,16 @@ class PlanMeasure(_Cached):
         return FisherResult(sum(per_slot.values()), per_slot)
 
 
+class Unchanged(_Cached):
+    """Every program-only genome keeps the original's capacity: total 1.0. A genome with
+    neural genes is an error value (a program-only search never makes one)."""
+
+    def _compute(self, neural: NetworkGenome) -> FisherResult:
+        if neural.layers:
+            return FisherResult(None, {}, "neural genes in a program-only search")
+        return FisherResult(1.0, {})
+
+
 class ProxyMeasure(_Cached):
     """A zero-cost proxy of the transformed network on one seeded minibatch."""
 
@@ -84,6 +98,10 @@ class ProxyMeasure(_Cached):
         if name not in PROXY_MEASURES:
             raise UsageError(f"capacity measure {name!r}: expected one of "
                              f"{', '.join(PROXY_MEASURES)}")
+        if len(network.output_shape) != 2:
+            raise UsageError(f"model {network.name}: output shape {network.output_shape} is "
+                             f"not (batch, classes) logits; {name} needs them "
+                             f"(--program-only or --capacity params/flops do not)")
         self.network, self.name, self.seed, self.threads = network, name, seed, threads
         self.x, self.y = load_batch(parse_data(data), network.input_shape[1:], batch,
                                     network.output_shape[1], seed)
@@ -114,3 +132,12 @@ def make_measure(name: str, network: Network, data: str = "synthetic", seed: int
     if name in PROXY_MEASURES:
         return ProxyMeasure(network, name, data=data, seed=seed, batch=batch, threads=threads)
     raise UsageError(f"capacity measure {name!r}: choose one of {', '.join(MEASURES)}")
+
+
+def search_measure(config, network: Network, threads: int = 1):
+    """The capacity measure of a search with `config` (an `evo.search.config.RunConfig`)
+    on `network`; see the module docstring."""
+    if not config.neural and len(network.output_shape) != 2:
+        return Unchanged()
+    return make_measure(config.capacity, network, data=config.data, seed=config.seed,
+                        batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)

@@ -41,7 +41,8 @@ class FisherPotential:
                              f"(BatchNorm needs more than one sample)")
         if len(network.output_shape) != 2:
             raise UsageError(f"model {network.name}: output shape {network.output_shape} is "
-                             f"not (batch, classes) logits; the Fisher Potential needs them")
+                             f"not (batch, classes) logits; the Fisher Potential needs them "
+                             f"(--program-only or --capacity params/flops do not)")
         if bn not in BN_MODES:
             raise UsageError(f"fisher bn {bn!r}: choose one of {', '.join(BN_MODES)}")
         if not isinstance(threads, int) or threads < 1:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evo.capacity import FisherPotential, violation
-from evo.capacity.measures import make_measure
+from evo.capacity.measures import search_measure
 from evo.measure import LayerEvaluator, LayerJob, default_measurement_cache, make_evaluator
 from evo.measure.evaluator import available_cores
 from evo.networks import Network, load_network, transform_network
@@ -129,9 +129,7 @@ def build_context(config: RunConfig, folder: Path | None = None) -> SearchContex
     network = load_network(config.model, config.input_shape, seed=config.seed)
     # Capacity is computed between measurement batches, when the builders and the timing
     # process are idle: on every local core (on 2 cores, 1.7x faster than on one).
-    fisher = make_measure(config.capacity, network, data=config.data, seed=config.seed,
-                          batch=config.fisher_batch, bn=config.fisher_bn,
-                          threads=available_cores())
+    fisher = search_measure(config, network, threads=available_cores())
     cache = (config.cache_path(folder) if folder is not None else config.cache) or \
         default_measurement_cache()
     layers = make_evaluator(config.evaluator, target=config.target, jobs=config.jobs,

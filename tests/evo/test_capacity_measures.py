@@ -107,3 +107,33 @@ def test_layer_scope_needs_a_per_layer_measure(tmp_path, capsys) -> None:
                  "--scope", "layer", "--out", str(tmp_path / "r")]) == 2
     assert "no per-layer values" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_network_without_logits_can_be_searched_program_only(tmp_path, capsys) -> None:
+    """A backbone (feature maps out, no classifier): program genes need no capacity
+    measure; a measure that needs logits is refused in one line, nothing written."""
+    from pathlib import Path
+
+    from evo.capacity.measures import Unchanged, search_measure
+    from evo.cli import main
+    from evo.search.config import RunConfig
+
+    model = f"{Path(__file__).with_name('bench_nets.py')}:one_conv"
+    base = ["run", "--model", model, "--input-shape", "1,3,8,8", "--evaluator", "analytic",
+            "--population", "4", "--generations", "1", "--quiet"]
+    for extra, needs in (([], "the Fisher Potential needs them"),
+                         (["--capacity", "synflow"], "synflow needs them")):
+        assert main([*base, *extra, "--out", str(tmp_path / "neural")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needs in err and "--program-only" in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "neural").exists()
+    assert main([*base, "--program-only", "--out", str(tmp_path / "p")]) == 0
+    network = load_network(model, (1, 3, 8, 8))
+    measure = search_measure(RunConfig(model=model, neural=False), network)
+    assert isinstance(measure, Unchanged) and measure.original().total == 1.0
+    assert measure.of(GENOME).error  # neural genes are never measured as unchanged
+    # flops need no logits: a neural search of the backbone with them runs
+    assert main([*base, "--capacity", "flops", "--threshold", "0.5",
+                 "--out", str(tmp_path / "f")]) == 0
+    classifier = load_network("tiny")
+    assert not isinstance(search_measure(RunConfig(neural=False), classifier), Unchanged)
