@@ -95,7 +95,8 @@ def jobs(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> list[
 
 
 def same_training(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Settings equal in everything but where the same data archive lies."""
+    """Settings equal in everything but the folder the data archive lies in (archives
+    are told apart by file name; each result's `evaluated_on` names its hash)."""
     def key(s: dict[str, Any]) -> dict[str, Any]:
         s = TrainSettings.from_saved(s)
         return {**s, "data": Path(str(s["data"]).split(":", 1)[-1]).name}
