@@ -12,8 +12,8 @@ workload (`evo.bench.conv_workloads`): a row per distinct conv shape, with the s
 that have it and the milliseconds per inference each compilation spends on it;
 then the rest (batch norm, ReLU, adds, pooling, linear) and the VM's own calls.
 The best peer of today, ONNX Runtime, is a third column (`evo.bench.ort_profile`:
-its profiler's per-node times, conv nodes matched to slots in order; its end to end
-is timed as the `onnxruntime` peer row).
+its profiler's per-node times, conv nodes matched to slots by workload; its end to
+end is timed as the `onnxruntime` peer row).
 
 MetaSchedule's conv kernels include what TVM fused into them (batch norm's
 multiply-add, the residual add, ReLU), and ORT's include the folded batch norm and
@@ -111,8 +111,8 @@ def compare(bench: Path, threads: int) -> dict:
 
 
 def _onnxruntime(network, threads: int, our_shapes: dict[str, ConvShape]) -> dict:
-    """ORT's milliseconds per conv workload (None when its convs do not pair with the
-    slots), the rest, and its timed end to end; an error is a value."""
+    """ORT's milliseconds per conv workload (None when a slot's workload is not among
+    its conv nodes), the rest, and its timed end to end; an error is a value."""
     row = peer_end_to_end("onnxruntime", network.module, network.input_shape, threads)
     if not row.ok:
         return {"about": row.error, "convs": None, "rest": {}, "latency_ms": None}
@@ -124,7 +124,7 @@ def _onnxruntime(network, threads: int, our_shapes: dict[str, ConvShape]) -> dic
         for slot, ms in by_slot.items():
             convs[our_shapes["conv_" + slot.replace(".", "_")]] += ms
     return {"about": f"ONNX Runtime {profile.version}" + (
-                "" if by_slot is not None else "; its conv nodes do not pair with the slots"),
+                "" if by_slot is not None else "; a slot's workload is not among its convs"),
             "convs": convs, "rest": {"other": profile.other_ms},
             "latency_ms": row.latency.median_ms}
 

@@ -7,8 +7,9 @@ the residual add) into it, and runs most convs in its blocked NCHWc layout, addi
 reorder nodes between layouts; a conv node's time therefore covers what our network
 spends in a conv program plus its batch norm and ReLU kernels.
 
-Conv nodes are returned in the order they ran, with their output channels and spatial
-size, so a caller can match them to a network's slots (`match_slots`).
+Conv nodes are returned in the order they ran, with the conv workload their input,
+weight and output shapes give, so a caller can match them to a network's slots
+(`match_slots`).
 """
 
 from __future__ import annotations
@@ -17,33 +18,24 @@ import json
 import statistics
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
 
+from evo.bench.conv_workloads import ConvShape, slot_shape
 from evo.networks import Network
 
 
 @dataclass(frozen=True)
 class OrtConv:
-    """One conv node of ORT's optimised graph: output (channels, height, width), its
-    median milliseconds per inference, and whether it runs in the blocked NCHWc layout
-    (whose channels are padded up to a whole block: 8 with AVX2, 16 with AVX-512)."""
+    """One conv node of ORT's optimised graph: the conv workload its input and weight
+    shapes give (None when the profiler did not report them) and its median
+    milliseconds per inference."""
 
     node: str
-    out: tuple[int, int, int]
+    shape: ConvShape | None
     ms: float
-    blocked: bool = False
-
-    def computes(self, channels: int, height: int, width: int) -> bool:
-        """Whether this node's output is `channels` x `height` x `width` (channels
-        padded to a whole block in NCHWc)."""
-        if self.out[1:] != (height, width):
-            return False
-        if not self.blocked:
-            return self.out[0] == channels
-        return self.out[0] in {-(-channels // block) * block for block in (8, 16)}
 
 
 @dataclass(frozen=True)
@@ -94,40 +86,58 @@ def _parse(events: list[dict], calls: int, version: str) -> OrtProfile:
         durations[node].append(event["dur"] / 1000.0)
         args = event.get("args", {})
         first.setdefault(node, (len(first), args.get("op_name", ""),
+                                args.get("input_type_shape", []),
                                 args.get("output_type_shape", [])))
     convs, other = [], 0.0
-    for node, (_, op, outputs) in sorted(first.items(), key=lambda item: item[1][0]):
+    for node, (_, op, inputs, outputs) in sorted(first.items(), key=lambda item: item[1][0]):
         per_call = durations[node][1:] or durations[node]  # the warm-up run left out
         ms = statistics.median(per_call) * len(durations[node]) / calls
-        if op in ("Conv", "FusedConv", "NchwcConv") and outputs:
-            convs.append(OrtConv(node, _channels_and_size(outputs[0]), ms,
-                                 blocked="nchwc" in node.lower()))
+        if op in ("Conv", "FusedConv", "NchwcConv"):
+            convs.append(OrtConv(node, _workload(inputs, outputs), ms))
         else:
             other += ms
     return OrtProfile(tuple(convs), other, version)
 
 
-def _channels_and_size(output: dict) -> tuple[int, int, int]:
-    """(channels, height, width) of an output shape as the profiler reports it: NCHW,
-    or [N, C/b, H, W, b]."""
-    shape = next(iter(output.values()))
-    if len(shape) == 5:
-        return shape[1] * shape[4], shape[2], shape[3]
-    return shape[1], shape[2], shape[3]
+def _workload(inputs: list[dict], outputs: list[dict]) -> ConvShape | None:
+    """The conv workload of a node from its logical shapes: data [N, C, H, W], weight
+    [O, C/groups, k, k] and output [N, O', H', W'] (the profiler reports these even for
+    NCHWc kernels; only the output's channels may be padded to a whole block)."""
+    try:
+        data, weight, out = (list(next(iter(t.values())))
+                             for t in (*inputs[:2], outputs[0]))
+        _, c, h, w = data
+        o, per_group, kernel, _ = weight
+        _, _, out_h, _ = out
+    except (StopIteration, TypeError, ValueError, IndexError):
+        return None
+    if not (per_group and out_h):
+        return None
+    return ConvShape(c, o, h, w, kernel, max(1, h // out_h), c // per_group)
 
 
 def match_slots(network: Network, profile: OrtProfile) -> dict[str, float] | None:
-    """Each slot's ORT conv time, pairing slots and conv nodes in order; None when the
-    counts or any output shape differ (ORT merged or split convs)."""
-    slots = list(network.slots)
-    if len(slots) != len(profile.convs):
-        return None
+    """Each slot's ORT conv time: for each slot in order, the first node not yet taken
+    that computes the slot's workload (ORT may run a block's shortcut conv before its
+    second conv); None when a slot finds none. Nodes no slot takes (DenseNet's batch
+    norms before a conv, run by ORT as depthwise 1x1 convs) are left out."""
+    taken: set[int] = set()
     out = {}
-    for slot, conv in zip(slots, profile.convs, strict=True):
-        spec = slot.spec
-        height = (spec.height + 2 * spec.padding - spec.kernel) // spec.stride + 1
-        width = (spec.width + 2 * spec.padding - spec.kernel) // spec.stride + 1
-        if not conv.computes(spec.out_channels, height, width):
+    for slot in network.slots:
+        shape = slot_shape(slot.spec)
+        index = next((i for i, conv in enumerate(profile.convs)
+                      if i not in taken and _computes(conv.shape, shape)), None)
+        if index is None:
             return None
-        out[slot.id] = conv.ms
+        taken.add(index)
+        out[slot.id] = profile.convs[index].ms
     return out
+
+
+def _computes(node: ConvShape | None, slot: ConvShape) -> bool:
+    """Whether a node's workload is the slot's; NCHWc pads a conv's output channels
+    (and its weight) to a whole block of 8 (AVX2) or 16 (AVX-512)."""
+    if node is None:
+        return False
+    padded = {slot.out_channels, *(-(-slot.out_channels // b) * b for b in (8, 16))}
+    return node.out_channels in padded and replace(node, out_channels=slot.out_channels) == slot

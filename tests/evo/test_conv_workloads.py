@@ -4,6 +4,9 @@ same network."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from evo.bench.conv_workloads import ConvShape, slot_shape, tvm_conv_workloads, tvm_kernel_conv
@@ -39,7 +42,25 @@ def test_onnxruntime_conv_nodes_pair_with_the_slots_in_order() -> None:
     by_slot = match_slots(network, profile)
     assert by_slot is not None and list(by_slot) == [slot.id for slot in network.slots]
     assert all(ms > 0 for ms in by_slot.values()) and profile.other_ms > 0
-    assert profile.convs[0].computes(16, 32, 32)  # the stem, padded to a block or not
-    assert not profile.convs[0].computes(16, 16, 16)
+    assert profile.convs[0].shape == ConvShape(3, 16, 32, 32, 3, 1, 1)  # the stem
     tiny = load_network("tiny")
     assert match_slots(tiny, profile) is None  # another network's convs do not pair
+
+
+def test_onnxruntime_nodes_pair_by_workload_not_by_order() -> None:
+    """All three convs of a resnet18 downsampling block have the same output shape (and
+    ORT 1.32 runs the 1x1 shortcut before the second 3x3 conv); an 8-channel conv is
+    padded to a block of 16 in NCHWc."""
+    pytest.importorskip("onnxruntime")
+    network = load_network("resnet18")
+    profile = ort_conv_times(network.module, network.input_shape, threads=1, runs=1)
+    assert match_slots(network, profile) is not None
+    # whatever order ORT runs them in: each slot gets the time of a node of its workload
+    numbered = [replace(c, ms=float(i)) for i, c in enumerate(reversed(profile.convs))]
+    by_slot = match_slots(network, replace(profile, convs=tuple(numbered)))
+    for slot in network.slots:
+        assert numbered[int(by_slot[slot.id])].shape == slot_shape(slot.spec)
+    small = load_network(f"{Path(__file__).with_name('bench_nets.py')}:conv_net", (1, 3, 8, 8))
+    profile = ort_conv_times(small.module, small.input_shape, threads=1, runs=1)
+    assert profile.convs[0].shape.out_channels in (8, 16)
+    assert match_slots(small, profile) is not None
