@@ -1,6 +1,8 @@
 """The program-only search against MetaSchedule, conv by conv, in one sitting.
 
     .venv/bin/python -m benchmarks.per_conv BENCH [--threads N] [--json]
+    .venv/bin/python -m benchmarks.per_conv --template MODEL [--schedule template|channels]
+        [--threads N] [--json]
 
 BENCH is a folder `evo bench --model M --time-budget T` made, so its MetaSchedule
 row was tuned with the same wall-clock budget as the program-only search (unless
@@ -11,7 +13,9 @@ profiled inside the network (`evo.bench.op_profile`). Kernels are matched by con
 workload (`evo.bench.conv_workloads`): a row per distinct conv shape, with the slots
 that have it and the milliseconds per inference each compilation spends on it;
 then the rest (batch norm, ReLU, adds, pooling, linear) and the VM's own calls.
-The best peer of today, ONNX Runtime, is a third column (`evo.bench.ort_profile`:
+`--template MODEL` compares a zoo network with the template schedule on every conv
+(where every search starts) with ONNX Runtime alone. The best peer of today, ONNX
+Runtime, is a third column (`evo.bench.ort_profile`:
 its profiler's per-node times, conv nodes matched to slots by workload; its end to
 end is timed as the `onnxruntime` peer row).
 
@@ -47,7 +51,11 @@ from evo.bench.op_profile import Breakdown  # noqa: E402
 from evo.bench.ort_profile import match_slots, ort_conv_times  # noqa: E402
 from evo.bench.peers import peer_end_to_end  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
+from evo.networks import Network, load_network  # noqa: E402
+from evo.search.variation import TEMPLATE_SCHEDULE  # noqa: E402
 from evo.target import make_target  # noqa: E402
+from genomes.genes import CacheWrite, Fuse, Pack, Parallel, Tile, Unroll, Vectorize  # noqa: E402
+from genomes.genome import LayerGenome, NetworkGenome  # noqa: E402
 
 
 def per_shape_ms(breakdown: Breakdown, shape_of: dict[str, ConvShape]) -> tuple[
@@ -66,7 +74,7 @@ def per_shape_ms(breakdown: Breakdown, shape_of: dict[str, ConvShape]) -> tuple[
 
 
 def compare(bench: Path, threads: int) -> dict:
-    """Both compilations profiled; per-shape and total milliseconds."""
+    """A bench folder's program-only best, MetaSchedule library and ONNX Runtime."""
     facts = bench_genomes(str(bench), [])
     network, config = facts.network, facts.config
     library_path = bench / "metaschedule" / LIBRARY
@@ -75,11 +83,39 @@ def compare(bench: Path, threads: int) -> dict:
                          f"--metaschedule-trials-per-task 0?)")
     name, genome = next((n, g) for n, g in facts.genomes.items()
                         if n.startswith("program-only"))
-    ours = genome_end_to_end(network, genome, make_target(config.target), threads,
-                             config.seed)
     library = tvm.runtime.load_module(str(library_path))
     theirs = measured(network.module, library, network.input_shape, threads, True, 0.0)
-    for label, row in (("program-only", ours), ("MetaSchedule", theirs)):
+    tuning = json.loads((bench / "metaschedule" / RECORD).read_text())["tuning"]
+    return {"bench": str(bench), **_compare(network, config.target, name, genome,
+                                            (theirs, tuning), threads)}
+
+
+# Vectorized over output channels with packed weights (OIHW8o), as ORT's NCHWc
+# kernels are, instead of the template's output columns: a candidate start for convs
+# whose columns are strided or few.
+CHANNEL_SCHEDULE = LayerGenome((Tile("co", 8), Pack(8), Tile("ow", 8), Vectorize("co"),
+                                CacheWrite(), Fuse(3), Parallel(), Unroll(64)))
+SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE}
+
+
+def compare_template(model: str, threads: int, schedule: str = "template") -> dict:
+    """A zoo network with one fixed schedule on every conv (the template, where every
+    search starts, or CHANNEL_SCHEDULE) against ONNX Runtime; no search, no
+    MetaSchedule."""
+    network = load_network(model)
+    genes = SCHEDULES[schedule]
+    genome = NetworkGenome({slot.id: genes for slot in network.slots
+                            if all(g.name in slot.allowed for g in genes.genes)})
+    return {"bench": None, **_compare(network, None, f"{schedule} schedule", genome, None,
+                                      threads)}
+
+
+def _compare(network: Network, target: str | None, name: str, genome: NetworkGenome,
+             metaschedule: tuple | None, threads: int) -> dict:
+    ours = genome_end_to_end(network, genome, make_target(target), threads, 0)
+    rows_checked = [("ours", ours)] + ([("MetaSchedule", metaschedule[0])]
+                                       if metaschedule else [])
+    for label, row in rows_checked:
         if not row.ok:
             raise UsageError(f"{label}: {row.error}")
     slots: dict[ConvShape, list[str]] = defaultdict(list)
@@ -88,22 +124,25 @@ def compare(bench: Path, threads: int) -> dict:
         shape = slot_shape(slot.spec)
         slots[shape].append(slot.id)
         our_shapes["conv_" + slot.id.replace(".", "_")] = shape
-    workloads = tvm_conv_workloads(network.module, network.input_shape,
-                                   make_target(config.target))
-    their_shapes = {k.symbol: workloads[c] for k in theirs.breakdown.kernels
-                    if (c := tvm_kernel_conv(k.symbol)) in workloads}
     our_convs, our_rest = per_shape_ms(ours.breakdown, our_shapes)
-    their_convs, their_rest = per_shape_ms(theirs.breakdown, their_shapes)
-    tuning = json.loads((bench / "metaschedule" / RECORD).read_text())["tuning"]
+    their_convs: dict[ConvShape, float] = {}
+    their_rest: dict[str, float] = {}
+    if metaschedule:
+        workloads = tvm_conv_workloads(network.module, network.input_shape, make_target(target))
+        their_shapes = {k.symbol: workloads[c] for k in metaschedule[0].breakdown.kernels
+                        if (c := tvm_kernel_conv(k.symbol)) in workloads}
+        their_convs, their_rest = per_shape_ms(metaschedule[0].breakdown, their_shapes)
     ort = _onnxruntime(network, threads, our_shapes)
     rows = [{"shape": shape.describe(), "slots": slots.get(shape, []),
              "program_only_ms": our_convs.get(shape), "metaschedule_ms": their_convs.get(shape),
              "onnxruntime_ms": ort["convs"].get(shape) if ort["convs"] is not None else None}
             for shape in sorted(set(our_convs) | set(their_convs))]
-    return {"bench": str(bench), "model": config.model, "program_only": name,
-            "metaschedule": tuning, "threads": threads, "onnxruntime": ort["about"],
+    return {"model": network.name, "program_only": name,
+            "metaschedule": metaschedule[1] if metaschedule else None, "threads": threads,
+            "onnxruntime": ort["about"],
             "latency_ms": {"program_only": ours.latency.median_ms,
-                           "metaschedule": theirs.latency.median_ms,
+                           "metaschedule": metaschedule[0].latency.median_ms
+                           if metaschedule else None,
                            "onnxruntime": ort["latency_ms"]},
             "convs": rows,
             "rest_ms": {"program_only": our_rest, "metaschedule": their_rest,
@@ -132,9 +171,10 @@ def _onnxruntime(network, threads: int, our_shapes: dict[str, ConvShape]) -> dic
 def format_table(result: dict) -> str:
     tuning = result["metaschedule"]
     columns = ("program_only", "metaschedule", "onnxruntime")
-    lines = [f"{result['model']}: {result['program_only']} against MetaSchedule "
-             f"({tuning['tasks']} tasks, {tuning.get('measured')} trials measured, "
-             f"{tuning.get('seconds')} s of tuning, stopped by {tuning.get('stopped')}) "
+    against = "no MetaSchedule" if tuning is None else (
+        f"MetaSchedule ({tuning['tasks']} tasks, {tuning.get('measured')} trials measured, "
+        f"{tuning.get('seconds')} s of tuning, stopped by {tuning.get('stopped')})")
+    lines = [f"{result['model']}: {result['program_only']} against {against} "
              f"and {result['onnxruntime']}; {result['threads']} threads; ms per inference",
              f"{'conv workload':28} {'slots':>5} {'ours':>9} {'MS':>9} {'ORT':>9} "
              f"{'MS/ours':>8} {'ORT/ours':>8}"]
@@ -161,12 +201,22 @@ def format_table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bench", type=Path, metavar="BENCH")
+    parser.add_argument("bench", type=Path, metavar="BENCH", nargs="?")
+    parser.add_argument("--template", metavar="MODEL",
+                        help="instead of a bench: this zoo network with the template "
+                             "schedule against ONNX Runtime")
+    parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="template",
+                        help="with --template: the schedule on every conv (default "
+                             "template; channels: vectorized over output channels)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if (args.bench is None) == (args.template is None):
+        print("error: give a BENCH folder or --template MODEL", file=sys.stderr)
+        return 2
     try:
-        result = compare(args.bench, args.threads)
+        result = (compare(args.bench, args.threads) if args.bench is not None
+                  else compare_template(args.template, args.threads, args.schedule))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -64,3 +64,29 @@ def test_onnxruntime_nodes_pair_by_workload_not_by_order() -> None:
     profile = ort_conv_times(small.module, small.input_shape, threads=1, runs=1)
     assert profile.convs[0].shape.out_channels in (8, 16)
     assert match_slots(small, profile) is not None
+
+
+def test_per_conv_template_against_onnxruntime(capsys) -> None:
+    """benchmarks.per_conv --template: every workload timed in our compilation and in
+    ORT, no MetaSchedule column; a missing or doubled source is one line."""
+    import json
+
+    from benchmarks import per_conv
+
+    pytest.importorskip("onnxruntime")
+    assert per_conv.main(["--template", "tiny", "--threads", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    network = load_network("tiny")
+    assert len(result["convs"]) == len({slot_shape(s.spec) for s in network.slots})
+    for row in result["convs"]:
+        assert row["program_only_ms"] > 0 and row["onnxruntime_ms"] > 0
+        assert row["metaschedule_ms"] is None
+    assert result["latency_ms"]["onnxruntime"] > 0 and result["metaschedule"] is None
+    assert per_conv.main(["--template", "tiny", "--schedule", "channels", "--threads", "1",
+                          "--json"]) == 0
+    channels = json.loads(capsys.readouterr().out)
+    assert channels["program_only"] == "channels schedule"
+    assert all(row["program_only_ms"] > 0 for row in channels["convs"])
+    assert per_conv.main([]) == 2
+    assert per_conv.main(["somewhere", "--template", "tiny"]) == 2
+    assert capsys.readouterr().err.count("give a BENCH folder or --template MODEL") == 2
