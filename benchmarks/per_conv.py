@@ -13,11 +13,12 @@ profiled inside the network (`evo.bench.op_profile`). Kernels are matched by con
 workload (`evo.bench.conv_workloads`): a row per distinct conv shape, with the slots
 that have it and the milliseconds per inference each compilation spends on it;
 then the rest (batch norm, ReLU, adds, pooling, linear) and the VM's own calls.
-`--template MODEL` compares a zoo network with the template schedule on every conv
-(where every search starts) with ONNX Runtime alone. The best peer of today, ONNX
-Runtime, is a third column (`evo.bench.ort_profile`:
-its profiler's per-node times, conv nodes matched to slots by workload; its end to
-end is timed as the `onnxruntime` peer row).
+The best peer of today, ONNX Runtime, is a third column (`evo.bench.ort_profile`: its
+profiler's per-node times, conv nodes matched to slots by workload; its end to end
+is timed as the `onnxruntime` peer row). `--template MODEL` needs no bench: a zoo
+network with one fixed schedule on every conv (the template, where every search
+starts, or `channels`, vectorized over output channels with packed weights) against
+ONNX Runtime alone.
 
 MetaSchedule's conv kernels include what TVM fused into them (batch norm's
 multiply-add, the residual add, ReLU), and ORT's include the folded batch norm and
