@@ -77,14 +77,29 @@ class MeasurementCache:
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cache {self.path}: cannot open ({exc})") from None
         try:
-            self._check_or_create()
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._open_retrying(timeout_s)
         except sqlite3.Error as exc:
             self._db.close()
             raise UsageError(f"cache {self.path}: cannot open ({exc})") from None
         except UsageError:
             self._db.close()
             raise
+
+    def _open_retrying(self, timeout_s: float) -> None:
+        """Check or create the file, retried for up to `timeout_s` while another process
+        holds it locked: SQLite answers "database is locked" at once, without waiting,
+        when two processes open a new file together (switching it to WAL, or upgrading
+        a read lock to a write lock both want)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._check_or_create()
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _check_or_create(self) -> None:
         """Refuse a file that is not a sound measurement cache; make or mark one."""
