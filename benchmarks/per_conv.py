@@ -51,6 +51,7 @@ from evo.bench.metaschedule import LIBRARY, RECORD  # noqa: E402
 from evo.bench.op_profile import Breakdown  # noqa: E402
 from evo.bench.ort_profile import match_slots, ort_conv_times  # noqa: E402
 from evo.bench.peers import peer_end_to_end  # noqa: E402
+from evo.bench.relax_import import program_symbol  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
 from evo.networks import Network, load_network  # noqa: E402
 from evo.search.variation import TEMPLATE_SCHEDULE  # noqa: E402
@@ -124,7 +125,7 @@ def _compare(network: Network, target: str | None, name: str, genome: NetworkGen
     for slot in network.slots:
         shape = slot_shape(slot.spec)
         slots[shape].append(slot.id)
-        our_shapes["conv_" + slot.id.replace(".", "_")] = shape
+        our_shapes[program_symbol(slot.id)] = shape
     our_convs, our_rest = per_shape_ms(ours.breakdown, our_shapes)
     their_convs: dict[ConvShape, float] = {}
     their_rest: dict[str, float] = {}
@@ -162,7 +163,7 @@ def _onnxruntime(network, threads: int, our_shapes: dict[str, ConvShape]) -> dic
     if by_slot is not None:
         convs = defaultdict(float)
         for slot, ms in by_slot.items():
-            convs[our_shapes["conv_" + slot.replace(".", "_")]] += ms
+            convs[our_shapes[program_symbol(slot)]] += ms
     return {"about": f"ONNX Runtime {profile.version}" + (
                 "" if by_slot is not None else "; a slot's workload is not among its convs"),
             "convs": convs, "rest": {"other": profile.other_ms},

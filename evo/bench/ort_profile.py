@@ -53,17 +53,12 @@ def ort_conv_times(module: nn.Module, input_shape: tuple[int, ...], threads: int
     threads; raises ImportError when onnxruntime is missing."""
     import onnxruntime as ort
 
-    from evo.bench.peers import _example, onnx_export
+    from evo.bench.peers import _example, onnx_export, ort_session_options
 
     example = _example(input_shape)
     model = onnx_export(module.eval(), example)
     with tempfile.TemporaryDirectory(prefix="evo-ort-") as folder:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        options = ort_session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "ort")
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -96,12 +96,7 @@ def _onnxruntime(module: nn.Module, example: np.ndarray, threads: int) -> Built:
     with stage("import"):
         import onnxruntime as ort
     model = onnx_export(module, example)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # errors only
+    options = ort_session_options(threads)
     with stage("ONNX Runtime session"):
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -110,6 +105,20 @@ def _onnxruntime(module: nn.Module, example: np.ndarray, threads: int) -> Built:
                   "graph_optimization_level": "ORT_ENABLE_ALL",
                   "intra_op_num_threads": threads, "inter_op_num_threads": 1,
                   "opset": OPSET})
+
+
+def ort_session_options(threads: int):
+    """The `onnxruntime` peer's session options: every graph optimisation, `threads`
+    intra-op threads, sequential execution, errors only in the log."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only
+    return options
 
 
 def import_openvino():

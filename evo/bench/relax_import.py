@@ -65,6 +65,11 @@ class _LeafTracer(fx.Tracer):
         return isinstance(m, TransformedConv) or super().is_leaf_module(m, qualname)
 
 
+def program_symbol(slot_id: str) -> str:
+    """The kernel name of the conv program of the slot (module name) `slot_id`."""
+    return "conv_" + slot_id.replace(".", "_")
+
+
 def to_relax(module: nn.Module, input_shape: tuple[int, ...],
              plans: dict[str, LayerPlan] | None = None,
              schedule: LayerGenome | None = None, own_convs: bool = True) -> RelaxNetwork:
@@ -167,7 +172,7 @@ class _Importer(TorchFXImporter):
             raise ConvProgramError(f"conv {node.target}: {program.error}")
         func = (program.func.without_attr("global_symbol")
                 .with_attr("op_pattern", OPAQUE).with_attr("tirx.is_scheduled", True))
-        name = "conv_" + node.target.replace(".", "_")
+        name = program_symbol(node.target)
         global_var = self.block_builder.add_func(func, name)
         arrays = pack_weights(plan, [w.detach().cpu().numpy() for w in weights])
         args = [self.env[node.args[0]], *(relax.const(a) for a in arrays)]
