@@ -64,8 +64,9 @@ def bench_facts(bench: Path) -> dict[str, Any]:
         raise BenchError(f"{bench}: no search/run.sqlite (made with `evo bench --run`?)")
     snap = load_run(search)
     genome = snap.individual(int(result["individual"])).genome.neural
-    return {"model": result["model"], "individual": int(result["individual"]),
-            "genome": genome.to_json(), "result": result}
+    return {"bench": bench.name, "model": result["model"],
+            "individual": int(result["individual"]), "genome": genome.to_json(),
+            "result": result}
 
 
 def settings(model: str, genome: dict[str, Any], data: str, epochs: int,
@@ -74,23 +75,21 @@ def settings(model: str, genome: dict[str, Any], data: str, epochs: int,
     return TrainSettings(model, genome, data, epochs, seed=seed, precision="bf16")
 
 
-def jobs(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> list[Job]:
-    """Original and discovered of every bench, each seed, originals first (once per
-    model)."""
+def jobs(benches: list[dict[str, Any]], data: str, epochs: int, seeds: list[int]) -> list[Job]:
+    """Original and discovered of every bench (`bench_facts`), each seed, originals
+    first (once per model)."""
     out: dict[str, Job] = {}
-    for bench in benches:
-        facts = bench_facts(bench)
+    for facts in benches:
         model = facts["model"]
         for seed in seeds:
             name = f"{model}-original-e{epochs}-s{seed}"
             out[name] = Job(name, settings(model, ORIGINAL, data, epochs, seed),
                             (model, "original"))
-    for bench in benches:
-        facts = bench_facts(bench)
+    for facts in benches:
         for seed in seeds:
-            name = f"{facts['model']}-{bench.name}-{facts['individual']}-e{epochs}-s{seed}"
+            name = f"{facts['model']}-{facts['bench']}-{facts['individual']}-e{epochs}-s{seed}"
             out[name] = Job(name, settings(facts["model"], facts["genome"], data, epochs,
-                                           seed), (facts["model"], bench.name))
+                                           seed), (facts["model"], facts["bench"]))
     return list(out.values())
 
 
@@ -134,7 +133,7 @@ def to_train(queue: list[Job]) -> list[Job]:
     return out
 
 
-def table(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> str:
+def table(benches: list[dict[str, Any]], data: str, epochs: int, seeds: list[int]) -> str:
     """The accuracy-checked speedup table, one row per bench, as Markdown."""
     all_jobs = jobs(benches, data, epochs, seeds)
     rows = {job.name: row for job in all_jobs if (row := trained(job)) is not None}
@@ -153,16 +152,15 @@ def table(benches: list[Path], data: str, epochs: int, seeds: list[int]) -> str:
              "| bench | program-only ms | discovered ms | speedup | vs best peer | "
              "MFLOPs original / discovered | accuracy original | accuracy discovered |",
              "|---|---|---|---|---|---|---|---|"]
-    for bench in benches:
-        facts = bench_facts(bench)
+    for facts in benches:
         result, model = facts["result"], facts["model"]
         by_name = {row["name"]: row for row in result["rows"]}
         program, found = by_name.get("tvm_program_only"), by_name.get("tvm_discovered")
         speed = result.get("speedup", {})
         vs_peer = speed.get("vs_best_peer")
-        discovered = f"{model}-{bench.name}-{facts['individual']}-e{epochs}-"
+        discovered = f"{model}-{facts['bench']}-{facts['individual']}-e{epochs}-"
         lines.append(
-            f"| {bench.name} (#{facts['individual']}) | {_ms(program)} | {_ms(found)} | "
+            f"| {facts['bench']} (#{facts['individual']}) | {_ms(program)} | {_ms(found)} | "
             f"{_x(speed.get('vs_program_only'))} | {_x(vs_peer)} | "
             f"{_mflops(program)} / {_mflops(found)} | "
             f"{accuracy(f'{model}-original-e{epochs}-')} | "
@@ -195,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         data = f"imagefolder:{args.data.resolve()}"
-        queue = jobs(args.benches, data, args.epochs, seeds)
+        benches = [bench_facts(bench) for bench in args.benches]
+        queue = jobs(benches, data, args.epochs, seeds)
     except (BenchError, ValueError) as error:
         print(f"kept_accuracy: {error}", flush=True)
         return 2
     if args.action == "table":
-        print(table(args.benches, data, args.epochs, seeds))
+        print(table(benches, data, args.epochs, seeds))
         return 0
     if args.action == "archive":
         count = archive_unfinished(queue, RESULTS, RUNS, ARCHIVE)
@@ -212,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     run_queue(to_train(queue), RESULTS, RUNS, args.threads,
               after_job=lambda *_: archive_unfinished(queue, RESULTS, RUNS, ARCHIVE),
               stop_after=None if args.hours is None else args.hours * 3600)
-    print(table(args.benches, data, args.epochs, seeds))
+    print(table(benches, data, args.epochs, seeds))
     return 0
 
 

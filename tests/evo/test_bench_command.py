@@ -162,7 +162,8 @@ def kept_accuracy_reads_the_bench(out: Path, results: Path, capsys, monkeypatch)
     monkeypatch.setattr(kept_accuracy, "RESULTS_DIR", results)
     monkeypatch.setattr(kept_accuracy, "RESULTS", results / "kept-accuracy.jsonl")
     data = f"imagefolder:/here/{SHARED_DATA.name}"  # what `table` reads by default
-    jobs = kept_accuracy.jobs([out], data, 3, [0])
+    facts = [kept_accuracy.bench_facts(out)]
+    jobs = kept_accuracy.jobs(facts, data, 3, [0])
     chosen = json.loads((out / "result.json").read_text())["individual"]
     assert [job.name for job in jobs] == ["tiny-original-e3-s0", f"tiny-bench-{chosen}-e3-s0"]
     assert jobs[1].settings.genome == load_run(out / "search").individual(
@@ -173,7 +174,7 @@ def kept_accuracy_reads_the_bench(out: Path, results: Path, capsys, monkeypatch)
     (results / "reference.jsonl").write_text(
         json.dumps({"name": "x", "settings": elsewhere, "accuracy": 0.612}) + "\n")
     assert kept_accuracy.trained_elsewhere(jobs[0])["accuracy"] == 0.612
-    other_epochs = kept_accuracy.jobs([out], data, 4, [0])[0]
+    other_epochs = kept_accuracy.jobs(facts, data, 4, [0])[0]
     assert kept_accuracy.trained_elsewhere(other_epochs) is None
     depthwise = {"schema": 1, "layers": {"conv2": [{"gene": "depthwise", "piece": None}]}}
     neural = Job("d", kept_accuracy.settings("tiny", depthwise, data, 3, 0))
