@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from benchmarks.calibration import RESULTS
 from benchmarks.calibration_measures import MEASURES
 from benchmarks.calibration_rules import cross_validated, fitted, rule
 from benchmarks.training_queue import finished, mean_and_spread
+from evo.capacity.measures import oriented
 
 KEEP_POINTS = 1.0
 TARGET_PRECISION = 0.9
@@ -49,23 +49,20 @@ SPLIT_SEED = 0
 ORIENTED = {  # measure -> how its ratio to the original's is formed (higher = more)
     "fisher_batch_network": "ratio", "fisher_batch_layer": "ratio",
     "fisher_running_network": "ratio", "fisher_running_layer": "ratio",
-    "params": "ratio", "flops": "ratio", "synflow": "log-ratio", "snip": "ratio",
+    "params": "ratio", "flops": "ratio", "synflow": "log", "snip": "ratio",
     "grad_norm": "ratio", "naswot": "ratio", "jacob_cov": "inverse",
     "short_accuracy": "ratio", "short_loss": "inverse", "short_train_loss": "inverse",
 }
 
 
 def relative(measure: str, value: float | None, original: float | None) -> float | None:
-    """`value` relative to the original's, oriented so that 1.0 = as much capacity."""
-    if value is None or original is None or original == 0 or not math.isfinite(value):
-        return None
+    """`value` relative to the original's, oriented so that 1.0 = as much capacity: the
+    ratio of their oriented totals (`evo.capacity.measures.oriented`, as a search's
+    check compares them)."""
     how = ORIENTED[measure]
-    if how == "inverse":
-        return original / value if value != 0 else None
-    if how == "log-ratio":  # synflow spans many orders of magnitude: compare exponents
-        if value <= 0 or original <= 0:
-            return None
-        return math.log(value) / math.log(original)
+    value, original = oriented(how, value), oriented(how, original)
+    if value is None or not original:
+        return None
     return value / original
 
 

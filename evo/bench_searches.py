@@ -42,14 +42,16 @@ class BenchSearch:
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
                    seed: int, population: int, out: Path, jobs: int | None = None,
                    cache: str | None = None, fisher_bn: str = RunConfig.fisher_bn,
-                   threshold: float = RunConfig.threshold) -> dict[str, RunConfig]:
+                   threshold: float = RunConfig.threshold,
+                   capacity: str = RunConfig.capacity,
+                   data: str = RunConfig.data) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name under `out`.
 
     Without `cache`, each search gets `{run}/MEASUREMENT_CACHE`: a cache in its own folder
     that moves with it (resumed from any directory, or copied, archived and restored)."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
                   population=population, generations=BENCH_GENERATIONS, jobs=jobs,
-                  fisher_bn=fisher_bn, threshold=threshold)
+                  fisher_bn=fisher_bn, threshold=threshold, capacity=capacity, data=data)
     return {name: RunConfig(**common, neural=neural,
                             cache=cache or f"{RUN_FOLDER}/{MEASUREMENT_CACHE}")
             for name, neural in (("search", True), ("program-only", False))}
@@ -100,7 +102,7 @@ def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
 
 def _same_search(existing: RunConfig, wanted: RunConfig, folder: Path) -> None:
     for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural",
-                 "fisher_bn", "threshold"):
+                 "fisher_bn", "threshold", "capacity", "data"):
         have, want = getattr(existing, name), getattr(wanted, name)
         if have != want:
             raise UsageError(f"{folder} holds a search with {name} {have!r}, not {want!r}; "

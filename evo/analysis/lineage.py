@@ -70,14 +70,23 @@ def latency_text(evaluation: Evaluation | None) -> str:
 
 MEASURE_NAMES = {"fisher": "Fisher Potential", "params": "Parameters of the slot convs",
                  "flops": "FLOPs of the slot convs", "synflow": "SynFlow", "snip": "SNIP",
-                 "grad_norm": "gradient norm", "naswot": "NASWOT score"}
+                 "grad_norm": "gradient norm", "naswot": "NASWOT score",
+                 "jacob_cov": "Jacobian covariance (1/|score|)"}
 SHORT_NAMES = {"fisher": "Fisher", "params": "params", "flops": "FLOPs", "synflow": "SynFlow",
-               "snip": "SNIP", "grad_norm": "grad norm", "naswot": "NASWOT"}
+               "snip": "SNIP", "grad_norm": "grad norm", "naswot": "NASWOT",
+               "jacob_cov": "jacob_cov"}
+
+
+def measure_name(capacity: str) -> str:
+    """What a run's capacity values are, for its `--capacity` spec: a measure's name, or
+    for a check of several terms its margin (the smallest share of a term's threshold
+    kept; `evo.capacity.check`)."""
+    return MEASURE_NAMES.get(capacity, f"margin of {capacity}")
 
 
 def capacity_label(snap: RunSnapshot) -> str:
     """The short name of the capacity measure the run judged legality with."""
-    return SHORT_NAMES.get(snap.config.capacity, snap.config.capacity)
+    return SHORT_NAMES.get(snap.config.capacity, "margin")
 
 
 def fisher_text(evaluation: Evaluation | None) -> str:

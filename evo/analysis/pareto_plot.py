@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evo.analysis.lineage import MEASURE_NAMES
+from evo.analysis.lineage import MEASURE_NAMES, measure_name
 from evo.analysis.plots import DPI, _log_axis, _save, _wide, pyplot
 from evo.analysis.snapshot import RunSnapshot
 
@@ -19,9 +19,12 @@ def plot_pareto(snap: RunSnapshot, path: Path) -> Path:
 
 def capacity_scale(snap: RunSnapshot) -> tuple[float, str]:
     """(divisor, axis label): the original's capacity when it is positive (the axis
-    shows ratios to it), else 1 (absolute values)."""
-    name = MEASURE_NAMES.get(snap.config.capacity, snap.config.capacity)
+    shows ratios to it), else 1 (absolute values); 1 for a check of several terms, whose
+    values are already margins (1.0 = every term exactly at its threshold)."""
+    name = measure_name(snap.config.capacity)
     original = snap.original
+    if name not in MEASURE_NAMES.values():
+        return 1.0, f"{name}\n(1 = at the thresholds; higher is better)"
     if original is not None and original.fisher is not None and original.fisher > 0:
         return original.fisher, (f"{name} / the original's\n({original.fisher:.4g}; higher "
                                  "is better)")
@@ -78,7 +81,7 @@ def pareto_figure(snap: RunSnapshot):
     ax.set_xlabel("latency (ms, " + ("log scale, " if log else "") + "lower is better)")
     ax.set_ylabel(ylabel)
     ax.set_title("Pareto front: latency against "
-                 f"{MEASURE_NAMES.get(snap.config.capacity, snap.config.capacity)}")
+                 f"{measure_name(snap.config.capacity)}")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     return fig

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from evo.analysis.attribution import attribute, baseline_text
 from evo.analysis.lineage import (
-    MEASURE_NAMES,
     ancestry,
     fisher_text,
     format_lineage,
     latency_text,
+    measure_name,
 )
 from evo.analysis.pareto_plot import capacity_scale, plot_pareto
 from evo.analysis.plots import plot_layer_speedup, plot_lineage, plot_progress, pyplot
@@ -93,7 +93,7 @@ def _front_table(snap: RunSnapshot) -> list[str]:
 def _genome_table(snap: RunSnapshot, ident: int) -> list[str]:
     evaluation, genome = snap.evaluations[ident], snap.individuals[ident].genome
     base = snap.original.slots if snap.original else {}
-    measure = MEASURE_NAMES.get(snap.config.capacity, snap.config.capacity)
+    measure = measure_name(snap.config.capacity)
     lines = [f"Latency {latency_text(evaluation)}, {measure} {fisher_text(evaluation)}.",
              "", "| layer (slot) | genes | original (ms) | this (ms) | speedup |",
              "|---|---|---:|---:|---:|"]

@@ -8,12 +8,15 @@ of them into a legality rule "measure >= threshold x the original's".
     params      parameters of the slot convs (after every neural gene, including the
                 channels a bottleneck takes from the convs it feeds); per slot
     flops       multiply-adds of the slot convs; per slot
-    synflow, snip, grad_norm, naswot   a zero-cost proxy of the transformed network at
-                initialisation (`evo.capacity.proxies`; network only; jacob_cov is
-                left out: it is negative, so "x the original's" has no meaning)
+    synflow, snip, grad_norm, naswot, jacob_cov   a zero-cost proxy of the transformed
+                network at initialisation (`evo.capacity.proxies`; network only), as
+                its oriented total (`oriented`): synflow's logarithm (its values span
+                many orders of magnitude), jacob_cov's inverse magnitude (it is always
+                negative, and less negative is better); the others as they are
 
 `make_measure(name, ...)` builds one; "fisher" is `FisherPotential`. `search_measure`
-is the one a search (and `evo bench`) uses for a run config: its `capacity`, except
+is the check a search (and `evo bench`) uses for a run config: its `capacity` spec
+(`evo.capacity.check`: one measure or several with thresholds), except
 that a program-only search of a network without classifier logits gets `Unchanged`
 (program genes never change what a network computes, so there is nothing to measure,
 and the logit-based measures could not run).
@@ -31,8 +34,26 @@ from evo.networks import Network, transform_network
 from genomes.genome import NetworkGenome
 
 PLAN_MEASURES = ("params", "flops")
-PROXY_MEASURES = tuple(name for name in ZERO_COST if name != "jacob_cov")
+PROXY_MEASURES = tuple(ZERO_COST)
 MEASURES = ("fisher", *PLAN_MEASURES, *PROXY_MEASURES)
+# How a measure's raw value becomes a total compared as a ratio (default: as it is).
+ORIENTATION = {"synflow": "log", "jacob_cov": "inverse"}
+
+
+def oriented(how: str, value: float | None) -> float | None:
+    """`value` turned so that its ratio to the original's says how much capacity is kept
+    (1.0 = as much): "ratio" as it is, "log" its logarithm (None unless positive),
+    "inverse" one over its magnitude (for measures of one sign where smaller means more:
+    a loss, jacob_cov). None for None, zero or a non-finite value where it matters."""
+    if value is None or not math.isfinite(value):
+        return None
+    if how == "log":
+        return math.log(value) if value > 0 else None
+    if how == "inverse":
+        return 1.0 / abs(value) if value != 0 else None
+    if how == "ratio":
+        return value
+    raise ValueError(f"orientation {how!r}: expected ratio, log or inverse")
 
 
 class _Cached:
@@ -113,8 +134,8 @@ class ProxyMeasure(_Cached):
         values = all_proxies(lambda: transform_network(self.network, neural,
                                                        seed=self.seed).module,
                              self.x, self.y, names=(self.name,), threads=self.threads)
-        value = values[self.name]
-        if value is None or not math.isfinite(value):
+        value = oriented(ORIENTATION.get(self.name, "ratio"), values[self.name])
+        if value is None:
             return FisherResult(None, {}, f"{self.name}: could not be computed")
         return FisherResult(float(value), {})
 
@@ -135,9 +156,11 @@ def make_measure(name: str, network: Network, data: str = "synthetic", seed: int
 
 
 def search_measure(config, network: Network, threads: int = 1):
-    """The capacity measure of a search with `config` (an `evo.search.config.RunConfig`)
+    """The capacity check of a search with `config` (an `evo.search.config.RunConfig`)
     on `network`; see the module docstring."""
+    from evo.capacity.check import make_check
+
     if not config.neural and len(network.output_shape) != 2:
         return Unchanged()
-    return make_measure(config.capacity, network, data=config.data, seed=config.seed,
-                        batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)
+    return make_check(config.capacity, network, data=config.data, seed=config.seed,
+                      batch=config.fisher_batch, bn=config.fisher_bn, threads=threads)

@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--jobs", type=o.JOBS.arg(), help="parallel builds (default: all cores)")
     source.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
                         help=f"the searches' capacity threshold (default {d.threshold})")
+    source.add_argument("--capacity", metavar="CHECK", default=d.capacity,
+                        help=f"the searches' capacity check (default {d.capacity}; see "
+                             f"evo run --help)")
+    source.add_argument("--data", default=d.data,
+                        help=f"the searches' capacity minibatch (default {d.data}; see evo "
+                             f"run --help)")
     source.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
     source.add_argument("--cache", metavar="PATH",
@@ -178,7 +184,8 @@ def _searches(args: argparse.Namespace):
     out = Path(args.out) if args.out else Path("runs", f"bench-{slug}-{args.time_budget}")
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
     configs = search_configs(args.model, shape, budget, args.seed, args.population, out,
-                             args.jobs, args.cache, args.fisher_bn, args.threshold)
+                             args.jobs, args.cache, args.fisher_bn, args.threshold,
+                             args.capacity, args.data)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the benchmark's result alone
         searches = run_bench_searches(configs, out, quiet=args.quiet)
     for search in searches:

@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o
     from evo.search.config import (
-        CAPACITY_MEASURES,
+        CAPACITY_HELP,
         EVALUATORS,
         FISHER_BN_MODES,
         STRATEGIES,
@@ -61,11 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--program-only", action="store_true",
                         help="program genes only: search schedules, never change the network")
     cap = parser.add_argument_group("capacity")
-    cap.add_argument("--capacity", choices=CAPACITY_MEASURES, default=d.capacity,
-                     help="what legality measures: the Fisher Potential (default), the "
-                          "slot convs' params or flops, or a zero-cost proxy (synflow, "
-                          "snip, grad_norm, naswot); see benchmarks/RESULTS.md for how "
-                          "each predicts trained accuracy")
+    cap.add_argument("--capacity", default=d.capacity, metavar="CHECK",
+                     help=CAPACITY_HELP)
     cap.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
                      help="legal when the capacity measure >= threshold x the original's "
                           "(default 1.0)")

@@ -17,8 +17,18 @@ STRATEGIES = ("nsga2", "aging", "ga")
 EVALUATORS = ("tvm", "analytic")
 # BatchNorm statistics of the Fisher Potential (evo.capacity.fisher.BN_MODES); default first.
 FISHER_BN_MODES = ("running", "batch")
-# What legality measures (evo.capacity.measures.MEASURES); default first.
-CAPACITY_MEASURES = ("fisher", "params", "flops", "synflow", "snip", "grad_norm", "naswot")
+# Measures a --capacity spec is made of (evo.capacity.measures.MEASURES); default first.
+CAPACITY_MEASURES = ("fisher", "params", "flops", "synflow", "snip", "grad_norm", "naswot",
+                     "jacob_cov")
+CAPACITY_HELP = ("what makes a neural change legal: one measure, legal when it keeps >= "
+                 "--threshold x the original's (fisher: the Fisher Potential, the default; "
+                 "params or flops of the slot convs; a zero-cost proxy: synflow, snip, "
+                 "grad_norm, naswot, jacob_cov), or several, each with its own threshold, "
+                 "all of which must hold, e.g. fisher@0.6+jacob_cov@1; see "
+                 "docs/capacity.md and benchmarks/RESULTS.md for how each predicts "
+                 "trained accuracy")
+# Measures with per-slot values, which --scope layer can check.
+PER_LAYER_MEASURES = ("fisher", "params", "flops")
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,13 @@ class RunConfig:
                              f"{' or '.join(FISHER_BN_MODES)}")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
-        if self.capacity not in CAPACITY_MEASURES:
-            raise UsageError(f"--capacity {self.capacity!r}: choose one of "
-                             f"{', '.join(CAPACITY_MEASURES)}")
-        if self.scope == "layer" and self.capacity not in ("fisher", "params", "flops"):
+        from evo.capacity.check import is_single
+
+        single = is_single(self.capacity)  # UsageError for a malformed spec
+        if self.scope == "layer" and not (single and self.capacity in PER_LAYER_MEASURES):
             raise UsageError(f"--scope layer: --capacity {self.capacity} has no per-layer "
-                             f"values; use --scope network")
+                             f"values (only {', '.join(PER_LAYER_MEASURES)} alone); use "
+                             f"--scope network")
 
     def _check_numbers(self) -> None:
         """Every numeric field in its range (`evo.options`), finite: NaN or an infinity
