@@ -9,8 +9,11 @@ AVX2-class machine) and is multiplied by what the program genes buy there:
 
 - vectorize: the lanes of the inner tile of the vectorized axis (up to two
   8-lane vectors); `co` vectors need weights packed at least that wide to be
-  efficient; reading the input through bounds checks (`inline_pad`) mostly
-  defeats vectorization;
+  efficient; `ow` vectors of a strided conv read strided input columns, which costs
+  them half their gain at stride 2 (measured: the template, vectorized along `ow`,
+  runs resnet18's stride-2 convs 1.6-2.7x slower than packed `co` vectors);
+  reading the input through bounds checks (`inline_pad`) mostly defeats
+  vectorization;
 - register blocking: with `cache_write`, the accumulator tile
   (co x oh x ow inner tiles) held in vector registers, best at about 8 of the
   16 registers, slower again when it spills;
@@ -91,6 +94,8 @@ def _vector_gain(plan: LayerPlan, index: int, inner: dict[str, int]) -> float:
     if config.vectorize == "co":
         packed = largest_divisor_at_most(plan.pieces[index].out_channels, config.pack)
         efficiency = 0.9 if packed >= lanes else 0.55
+    elif config.vectorize == "ow" and plan.spec.stride > 1:
+        efficiency = 0.9 / plan.spec.stride
     gain = max(lanes * efficiency, 1.0)
     if config.inline_pad and plan.spec.padding:
         gain = 0.9 * (1 + 0.15 * (gain - 1))

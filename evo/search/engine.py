@@ -27,7 +27,7 @@ from evo.search.selection import (
     standings,
     tournament,
 )
-from evo.search.variation import Proposal, Variation
+from evo.search.variation import SEED_SCHEDULES, Proposal, Variation, fastest_per_slot
 from evo.store.records import Checkpoint, Evaluation, Individual
 from evo.store.run_store import RunStore
 from genomes.genome import NetworkGenome
@@ -196,6 +196,13 @@ class Search:
     def _offspring(self, count: int) -> list[Proposal]:
         state, config = self.state, self.config
         population = state.population
+        seen = {state.individuals[i].hash for i in population}
+        out: list[Proposal] = []
+        if state.generation == 0:  # generation 1 starts with the seeds' best per slot
+            combined = self._fastest_of_seeds()
+            if combined is not None and combined.genome.hash() not in state.by_hash:
+                seen.add(combined.genome.hash())
+                out.append(combined)
         if config.strategy == "nsga2":
             ranks = standings(population, state.evaluations)
 
@@ -204,9 +211,7 @@ class Search:
         else:
             def key(i):
                 return latency_key(state.evaluations[i])
-        seen = {state.individuals[i].hash for i in population}
-        out: list[Proposal] = []
-        for _ in range(count):
+        for _ in range(count - len(out)):
             for _ in range(config.max_attempts):
                 proposal = self._child(population, key)
                 if proposal is not None and proposal.genome.hash() not in seen:
@@ -214,6 +219,26 @@ class Search:
                     out.append(proposal)
                     break
         return out
+
+    def _fastest_of_seeds(self) -> Proposal | None:
+        """The seed schedules of generation 0 combined, each slot taking the schedule
+        that measured fastest on it (free: every slot is in the measurement cache);
+        None with fewer than two measured, legal seeds or when one is fastest
+        everywhere."""
+        seeds = [(ident, ind) for ident, ind in self.state.individuals.items()
+                 if ind.generation == 0 and ind.operator.removeprefix("initial:")
+                 in SEED_SCHEDULES and self.state.evaluations[ident].feasible]
+        measured = [(ind.genome, {slot: (value or {}).get("ms") for slot, value in
+                                  self.state.evaluations[ident].slots.items()})
+                    for ident, ind in seeds]
+        combined = fastest_per_slot(measured)
+        if combined is None:
+            return None
+        genome, chosen = combined
+        names = [ind.operator.removeprefix("initial:") for _, ind in seeds]
+        return Proposal(genome, tuple(ident for ident, _ in seeds), "seeds:fastest",
+                        {"slots": {slot: names[i] for slot, i in
+                                   zip(sorted(genome.layers), chosen, strict=True)}})
 
     def _child(self, population: list[int], key) -> Proposal | None:
         state, config = self.state, self.config

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from genomes.genes import CacheWrite, Fuse, Parallel, Tile, Unroll, Vectorize
+from genomes.genes import CacheWrite, Fuse, Pack, Parallel, Tile, Unroll, Vectorize
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.spec import LayerSpec
 from operators import (
@@ -38,6 +38,18 @@ TEMPLATE_SCHEDULE = LayerGenome((
     Tile("co", 8), Tile("ow", 16), Vectorize("ow"), CacheWrite(), Fuse(3), Parallel(),
     Unroll(64),
 ))
+
+# Vectorized over output channels with weights packed OIHW8o, as ONNX Runtime's NCHWc
+# kernels are, instead of along output columns: the template vectorizes columns that a
+# stride of 2 makes strided, and loses 1.6-2.7x to ONNX Runtime on every strided conv of
+# resnet18/resnet20, where this schedule comes within 0.82-1.07x of it
+# (benchmarks/RESULTS.md, "Against ONNX Runtime, conv by conv"). The second seed.
+CHANNEL_SCHEDULE = LayerGenome((
+    Tile("co", 8), Pack(8), Tile("ow", 8), Vectorize("co"), CacheWrite(), Fuse(3),
+    Parallel(), Unroll(64),
+))
+# The program-only seeds of generation 0, by the name in their operator ("initial:NAME").
+SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE}
 
 
 def template_genome(slots: Sequence[SlotLike]) -> NetworkGenome:
@@ -93,6 +105,30 @@ class CachedView:
         return self._decoded(genome)[1]
 
 
+def fastest_per_slot(measured: Sequence[tuple[NetworkGenome, dict[str, float | None]]],
+                     ) -> tuple[NetworkGenome, list[int]] | None:
+    """Program-only genomes and their measured ms per slot -> the genome taking each
+    slot's layer from the genome fastest on it, and which genome (index) each slot came
+    from; None unless every genome is program-only, all have the same slots, every slot
+    is measured in each, and the result differs from every one of them."""
+    if len(measured) < 2:
+        return None
+    slots = set(measured[0][0].layers)
+    if any(set(genome.layers) != slots or genome.neural.layers for genome, _ in measured):
+        return None
+    layers, chosen = {}, []
+    for slot_id in sorted(slots):
+        times = [ms.get(slot_id) for _, ms in measured]
+        if any(t is None for t in times):
+            return None
+        fastest = min(range(len(measured)), key=lambda i: times[i])
+        layers[slot_id] = measured[fastest][0].layer(slot_id)
+        chosen.append(fastest)
+    if len(set(chosen)) < 2:
+        return None
+    return NetworkGenome(layers), chosen
+
+
 class Variation:
     """Mutation, crossover and initial individuals for one network."""
 
@@ -116,13 +152,24 @@ class Variation:
         return genome
 
     def seeds(self) -> list[Proposal]:
-        """Fixed members of generation 0 after the original: the template schedule on
-        every slot (program-only), if it decodes."""
-        genome = self.template()
-        if genome is None:
+        """Fixed members of generation 0 after the original, program-only: the template
+        schedule on every slot, if it decodes; then `CHANNEL_SCHEDULE` on every slot where
+        it decodes (the template on the others), if that is another genome."""
+        template = self.template()
+        if template is None:
             return []
-        slots = [slot.id for slot in self.view.slots if slot.id in genome.layers]
-        return [Proposal(genome, (), "initial:template", {"slots": slots})]
+        out = [Proposal(template, (), "initial:template", {"slots": list(template.layers)})]
+        channels, slots = template, []
+        allowed = {slot.id for slot in self.view.slots
+                   if all(g.name in slot.allowed for g in CHANNEL_SCHEDULE.genes)}
+        for slot_id in template.layers:
+            trial = NetworkGenome({**channels.layers, slot_id: CHANNEL_SCHEDULE})
+            if slot_id in allowed and self.view.check(trial) is None:
+                channels = trial
+                slots.append(slot_id)
+        if slots:
+            out.append(Proposal(channels, (), "initial:channels", {"slots": slots}))
+        return out
 
     def initial(self, rng: np.random.Generator, program_only: bool) -> Proposal | None:
         """A mutant of the original network: the template schedule (where it applies)

@@ -38,18 +38,25 @@ def finished(tmp_path_factory):
     return _search(tmp, "nsga2")
 
 
-def test_generation_zero_is_original_template_and_mutants(finished) -> None:
+def test_generation_zero_is_original_seeds_and_mutants(finished) -> None:
+    from evo.search.variation import CHANNEL_SCHEDULE, TEMPLATE_SCHEDULE
+
     _, store = finished
     individuals = store.individuals()
     first = [i for i in individuals.values() if i.generation == 0]
     assert first[0].id == 1 and first[0].operator == "original" and not first[0].genome.layers
-    assert first[1].operator == "initial:template"
-    assert {i.operator for i in first[2:]} <= {"initial:program", "initial:any"}
+    assert [i.operator for i in first[1:3]] == ["initial:template", "initial:channels"]
+    assert set(first[1].genome.layers.values()) == {TEMPLATE_SCHEDULE}
+    channels = first[2].genome.layers
+    assert sorted(first[2].detail["slots"]) == sorted(s for s, g in channels.items()
+                                                     if g == CHANNEL_SCHEDULE)
+    assert first[2].detail["slots"] and set(channels) == set(first[1].genome.layers)
+    assert {i.operator for i in first[3:]} <= {"initial:program", "initial:any"}
     assert "initial:program" in {i.operator for i in first}
-    assert first[1].parents == (1,)
-    assert all(i.parents == (2,) for i in first[2:])  # mutants are built on the template
+    assert first[1].parents == first[2].parents == (1,)
+    assert all(i.parents == (2,) for i in first[3:])  # mutants are built on the template
     template = first[1].genome
-    for mutant in first[2:]:  # ... so at most `initial_genes` (4) slots differ from it
+    for mutant in first[3:]:  # ... so at most `initial_genes` (4) slots differ from it
         changed = [sid for sid, layer in template.layers.items()
                    if layer != mutant.genome.layer(sid)]
         assert 1 <= len(changed) <= 4
@@ -57,10 +64,52 @@ def test_generation_zero_is_original_template_and_mutants(finished) -> None:
     assert all(not i.genome.neural.layers for i in program)
 
 
+def test_generation_one_starts_with_the_seeds_fastest_per_slot(finished) -> None:
+    """The analytic model prices column vectors of a strided conv at half: tiny's
+    strided convs measure faster with the channel schedule, the others with the
+    template, and the combination is measured from the cache, faster than both."""
+    _, store = finished
+    individuals, evaluations = store.individuals(), store.evaluations()
+    template, channels = 2, 3
+    combined = [i for i in individuals.values() if i.operator == "seeds:fastest"]
+    assert len(combined) == 1 and combined[0].generation == 1
+    child = combined[0]
+    assert child.parents == (template, channels)
+    picked = child.detail["slots"]
+    assert set(picked.values()) == {"template", "channels"}
+    for slot, name in picked.items():
+        seed = template if name == "template" else channels
+        assert child.genome.layer(slot) == individuals[seed].genome.layer(slot)
+        others = [evaluations[s].slots[slot]["ms"] for s in (template, channels)]
+        assert evaluations[child.id].slots[slot]["ms"] == min(others)
+        assert evaluations[child.id].slots[slot]["cached"]
+    assert evaluations[child.id].latency_ms < min(evaluations[s].latency_ms
+                                                  for s in (template, channels))
+
+
+def test_fastest_per_slot_needs_two_program_only_seeds() -> None:
+    from evo.search.variation import CHANNEL_SCHEDULE, TEMPLATE_SCHEDULE, fastest_per_slot
+    from genomes.genome import LayerGenome, NetworkGenome
+
+    a = NetworkGenome({"x": TEMPLATE_SCHEDULE, "y": TEMPLATE_SCHEDULE})
+    b = NetworkGenome({"x": CHANNEL_SCHEDULE, "y": CHANNEL_SCHEDULE})
+    genome, chosen = fastest_per_slot([(a, {"x": 1.0, "y": 2.0}), (b, {"x": 2.0, "y": 1.0})])
+    assert genome == NetworkGenome({"x": TEMPLATE_SCHEDULE, "y": CHANNEL_SCHEDULE})
+    assert chosen == [0, 1]
+    assert fastest_per_slot([(a, {"x": 1.0, "y": 1.0}), (b, {"x": 2.0, "y": 2.0})]) is None
+    assert fastest_per_slot([(a, {"x": 1.0, "y": None}), (b, {"x": 2.0, "y": 1.0})]) is None
+    assert fastest_per_slot([(a, {"x": 1.0, "y": 2.0})]) is None
+    neural = NetworkGenome({"x": LayerGenome.from_json([{"gene": "depthwise"}]),
+                            "y": CHANNEL_SCHEDULE})
+    assert fastest_per_slot([(a, {"x": 1.0, "y": 2.0}),
+                             (neural, {"x": 2.0, "y": 1.0})]) is None
+
+
 def test_children_record_parents_operator_and_gene(finished) -> None:
     _, store = finished
     individuals = store.individuals()
-    children = [i for i in individuals.values() if i.generation > 0]
+    children = [i for i in individuals.values()
+                if i.generation > 0 and i.operator != "seeds:fastest"]  # tested above
     assert children
     for child in children:
         assert child.parents and all(p < child.id for p in child.parents)
