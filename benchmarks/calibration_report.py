@@ -19,6 +19,11 @@ the original's mean (over its seeds) minus one point. For every measure:
                  precision and recall pooled over the held-out halves
                  (`benchmarks.calibration_rules`)
 
+    synthetic    Kendall's tau over every study genome (trained or not) between the
+                 measure on the study's real-image minibatch and on the synthetic one a
+                 search uses by default (`benchmarks.calibration_synthetic`); "-" for
+                 the counts, which see no data
+
 Then the pairs of measures whose joint rule "both >= their thresholds" does best the
 same way (thresholds fitted per halving), the five with the largest cross-validated
 recall at a cross-validated precision >= 90 %.
@@ -40,6 +45,7 @@ from scipy.stats import kendalltau, spearmanr
 from benchmarks.calibration import RESULTS
 from benchmarks.calibration_measures import MEASURES
 from benchmarks.calibration_rules import cross_validated, fitted, rule
+from benchmarks.calibration_synthetic import SYNTHETIC
 from benchmarks.training_queue import finished, mean_and_spread
 from evo.capacity.measures import oriented
 
@@ -67,7 +73,7 @@ def relative(measure: str, value: float | None, original: float | None) -> float
 
 
 def table(results: Path = RESULTS, measures: Path = MEASURES,
-          splits: int = 200) -> dict[str, Any]:
+          splits: int = 200, synthetic: Path = SYNTHETIC) -> dict[str, Any]:
     """The study's numbers: per measure tau, rho, the rule at 1.0, the rule fitted on
     one half and cross-validated over `splits` halvings; the best pairs."""
     trained, measured = finished(results), finished(measures)
@@ -99,11 +105,26 @@ def table(results: Path = RESULTS, measures: Path = MEASURES,
             "at_1": rule(r >= 1.0 - 1e-9, keeps),
             "fitted": fitted([r], keeps, fit, TARGET_PRECISION),
             "cv": cross_validated([r], keeps, TARGET_PRECISION, splits, SPLIT_SEED),
+            "synthetic_tau": _synthetic_tau(measure, measured, finished(synthetic)),
         })
     return {"original": original, "original_spread": noise,
             "original_seeds": len(accuracy["original"]), "genomes": len(names),
             "keepers": int(keeps.sum()), "rows": rows,
             "pairs": _best_pairs(complete, keeps, splits)}
+
+
+def _synthetic_tau(measure: str, measured: dict[str, dict], synthetic: dict[str, dict],
+                   ) -> float | None:
+    """Kendall's tau between the measure's ratios on real and on synthetic data, over
+    the genomes measured both ways; None without synthetic values for it."""
+    base = measured["original"]["measures"].get(measure)
+    pairs = [(relative(measure, row["measures"].get(measure), base),
+              synthetic[name]["ratios"].get(measure))
+             for name, row in measured.items() if name != "original" and name in synthetic]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if len(pairs) < 3:
+        return None
+    return float(kendalltau(*zip(*pairs, strict=True)).statistic)
 
 
 def _best_pairs(values: dict[str, np.ndarray], keeps: np.ndarray, splits: int,
@@ -121,6 +142,10 @@ def _best_pairs(values: dict[str, np.ndarray], keeps: np.ndarray, splits: int,
     return sorted(out, key=lambda p: -p["cv"]["recall"])[:top]
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
@@ -130,11 +155,12 @@ def markdown(study: dict[str, Any]) -> str:
              f"{study['original_seeds']} seeds); {study['genomes']} genomes, "
              f"{study['keepers']} within {KEEP_POINTS:g} point.", "",
              "| measure | tau | rho | at 1.0: accepted, precision, recall | fitted threshold |"
-             " held-out precision, recall | cv precision, recall (thresholds found) |",
-             "|---|---|---|---|---|---|---|"]
+             " held-out precision, recall | cv precision, recall (thresholds found) |"
+             " tau real vs synthetic data |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in study["rows"]:
         if "missing" in row:
-            lines.append(f"| {row['measure']} | missing for {row['missing']} | | | | | |")
+            lines.append(f"| {row['measure']} | missing for {row['missing']} | | | | | | |")
             continue
         a, f = row["at_1"], row["fitted"]
         held = f.get("held_out")
@@ -143,7 +169,7 @@ def markdown(study: dict[str, Any]) -> str:
         lines.append(
             f"| {row['measure']} | {row['tau']:.2f} | {row['rho']:.2f} | {a['accepted']}, "
             f"{_pct(a['precision'])}, {_pct(a['recall'])} | {threshold} | {held_text} | "
-            f"{_cv(row['cv'])} |")
+            f"{_cv(row['cv'])} | {_number(row['synthetic_tau'])} |")
     lines += ["", f"Pairs (both >= their thresholds), cross-validated over "
                   f"{study['rows'][0].get('cv', {}).get('splits', '-')} halvings, the best "
                   f"with precision >= {TARGET_PRECISION:.0%}:"]

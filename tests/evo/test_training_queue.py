@@ -119,3 +119,35 @@ def test_a_pair_rule_finds_what_neither_measure_finds_alone() -> None:
     assert pooled["precision"] is not None and pooled["precision"] >= 0.5
     never = cross_validated([a], keeps, 0.9, splits=20)
     assert never["precision"] is None or never["precision"] < 1.0
+
+
+def test_report_shows_how_a_measure_agrees_on_synthetic_data(tmp_path: Path) -> None:
+    """The report's last column: tau between the study's ratios (real images) and a
+    search's (synthetic minibatch), over the genomes measured both ways."""
+    import json
+
+    from benchmarks.calibration_report import markdown, table
+
+    def lines(path: Path, rows: list[dict]) -> Path:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return path
+
+    names = ["original", "a", "b", "c", "d"]
+    acc = {"original": 0.75, "a": 0.74, "b": 0.70, "c": 0.65, "d": 0.60}
+    flops = {"original": 100.0, "a": 90.0, "b": 70.0, "c": 50.0, "d": 30.0}
+    snip = {"original": 10.0, "a": 9.0, "b": 8.0, "c": 7.0, "d": 6.0}
+    results = lines(tmp_path / "r.jsonl", [
+        {"name": f"{n}-s0", "tags": [n], "accuracy": acc[n]} for n in names])
+    measures = lines(tmp_path / "m.jsonl", [
+        {"name": n, "measures": {"flops": flops[n], "snip": snip[n]}} for n in names])
+    # on synthetic data snip ranks b and c the other way round: tau 4/6 over a-d
+    synthetic = lines(tmp_path / "s.jsonl", [
+        {"name": n, "ratios": {"snip": {"a": 0.9, "b": 0.7, "c": 0.8, "d": 0.6}[n]}}
+        for n in names[1:]])
+    study = table(results, measures, splits=4, synthetic=synthetic)
+    rows = {row["measure"]: row for row in study["rows"]}
+    assert rows["snip"]["synthetic_tau"] == pytest.approx(4 / 6)
+    assert rows["flops"]["synthetic_tau"] is None
+    text = markdown(study)
+    assert "tau real vs synthetic data |" in text
+    assert "| snip |" in text and text.split("| snip |")[1].splitlines()[0].endswith("| 0.67 |")
