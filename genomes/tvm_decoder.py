@@ -6,6 +6,12 @@ its weights, see `pack_weights`), and the layer's NCHW output. Each piece is a
 TE compute stage `conv{i}` (reading a zero-padded copy `pad{i}` of its input strip
 when the layer pads); with more than one piece a stage `output` assembles them.
 
+With an `Epilogue` the function also takes per-channel `scale` and `shift` (an
+inference BatchNorm) and, when the epilogue adds one, a `residual` of the output's
+shape, before `output`, and computes `max(conv * scale + shift + residual, 0)` (the
+ReLU when asked) in the same kernel: written back from the register tile with
+`cache_write`, after each outer tile without it, with the assembly of several pieces.
+
 Schedules are created with `enable_check=False` because vectorizing a spatial
 loop that lies under reduction loops fails TVM's dataflow check; the property
 test in `tests/genomes/test_equivalence.py` is what proves the result correct.
@@ -23,6 +29,16 @@ from genomes.plan import LayerPlan, Piece, ScheduleConfig, largest_divisor_at_mo
 
 
 @dataclass(frozen=True)
+class Epilogue:
+    """What follows the conv in the same kernel: always a per-channel affine map
+    (`scale`, `shift`: an inference BatchNorm), then optionally the addition of a
+    residual tensor and a ReLU."""
+
+    residual: bool = False
+    relu: bool = False
+
+
+@dataclass(frozen=True)
 class TvmProgram:
     """A scheduled function or the reason TVM rejected the schedule."""
 
@@ -34,15 +50,20 @@ class TvmProgram:
         return self.func is not None
 
 
-def to_tvm(plan: LayerPlan) -> TvmProgram:
-    """Build and schedule the plan's TensorIR; a TVM failure comes back as `error`."""
+def to_tvm(plan: LayerPlan, epilogue: Epilogue | None = None) -> TvmProgram:
+    """Build and schedule the plan's TensorIR (with `epilogue` fused, see the module
+    docstring); a TVM failure comes back as `error`."""
     try:
-        func = _compute(plan)
+        func = _compute(plan, epilogue)
         sch = tvm.s_tir.Schedule(func, enable_check=False)
+        single = plan.is_single_full_piece()
         for index, (piece, config) in enumerate(zip(plan.pieces, plan.schedules, strict=True)):
-            _schedule_piece(sch, plan, index, piece, config)
-        if len(plan.pieces) > 1:
-            _schedule_assembly(sch, plan)
+            _schedule_piece(sch, plan, index, piece, config,
+                            epilogue=epilogue is not None and single)
+        if not single:
+            if epilogue is not None:
+                sch.compute_inline(sch.get_sblock("output"))
+            _schedule_assembly(sch, plan, "epilogue" if epilogue is not None else "output")
         return TvmProgram(sch.mod["main"])
     except Exception as exc:  # noqa: BLE001 - TVM raises many types; the caller gets a value
         first = str(exc).strip().splitlines()
@@ -67,7 +88,7 @@ def pack_weights(plan: LayerPlan, weights: list[np.ndarray]) -> list[np.ndarray]
     return out
 
 
-def _compute(plan: LayerPlan) -> tirx.PrimFunc:
+def _compute(plan: LayerPlan, epilogue: Epilogue | None = None) -> tirx.PrimFunc:
     spec = plan.spec
     data = te.placeholder((spec.batch, spec.in_channels, spec.height, spec.width), name="data")
     weights, stages = [], []
@@ -76,7 +97,25 @@ def _compute(plan: LayerPlan) -> tirx.PrimFunc:
         weights.append(weight)
         stages.append(stage)
     out = stages[0] if plan.is_single_full_piece() else _assembly(plan, stages)
-    return te.create_prim_func([data, *weights, out])
+    if epilogue is None:
+        return te.create_prim_func([data, *weights, out])
+    channels = plan.out_shape[1]
+    scale = te.placeholder((channels,), name="scale")
+    shift = te.placeholder((channels,), name="shift")
+    extra = [scale, shift]
+    residual = None
+    if epilogue.residual:
+        residual = te.placeholder(plan.out_shape, name="residual")
+        extra.append(residual)
+
+    def body(n, c, y, x):
+        value = out[n, c, y, x] * scale[c] + shift[c]
+        if residual is not None:
+            value = value + residual[n, c, y, x]
+        return tirx.max(value, tirx.const(0.0, "float32")) if epilogue.relu else value
+
+    return te.create_prim_func([data, *weights, *extra,
+                                te.compute(plan.out_shape, body, name="epilogue")])
 
 
 def _piece_compute(plan: LayerPlan, index: int, piece: Piece, data: te.Tensor):
@@ -148,7 +187,7 @@ def _assembly(plan: LayerPlan, stages: list[te.Tensor]) -> te.Tensor:
 
 
 def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece: Piece,
-                    config: ScheduleConfig) -> None:
+                    config: ScheduleConfig, epilogue: bool = False) -> None:
     spec = plan.spec
     block = sch.get_sblock(f"conv{index}")
     if spec.padding > 0:
@@ -179,8 +218,15 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
     if config.cache_write:
         write_back = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(write_back, outer_loops[-1])
+        if epilogue:  # the epilogue is computed as the register tile is written back
+            sch.reverse_compute_inline(sch.get_sblock("epilogue"))
         if config.vectorize is not None:
             _vectorize_innermost(sch, write_back, shared=len(outer_loops))
+    elif epilogue:  # ... else after each outer tile, while the tile is in cache
+        tail = sch.get_sblock("epilogue")
+        sch.reverse_compute_at(tail, outer_loops[-1])
+        if config.vectorize is not None:
+            _vectorize_innermost(sch, tail, shared=len(outer_loops))
     init = sch.decompose_reduction(block, reduction[0])
     vector_extent = inner_extent[config.vectorize] if config.vectorize else 1
     if vector_extent > 1:
@@ -195,10 +241,10 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
         sch.parallel(top)
 
 
-def _schedule_assembly(sch: tvm.s_tir.Schedule, plan: LayerPlan) -> None:
+def _schedule_assembly(sch: tvm.s_tir.Schedule, plan: LayerPlan, block: str) -> None:
     parallel = any(c.parallel for c in plan.schedules)
     vectorize = any(c.vectorize for c in plan.schedules)
-    _schedule_elementwise(sch, sch.get_sblock("output"), parallel, vectorize)
+    _schedule_elementwise(sch, sch.get_sblock(block), parallel, vectorize)
 
 
 def _schedule_elementwise(sch, block, parallel: bool, vectorize: bool) -> None:
