@@ -50,10 +50,18 @@ def set_tvm_threads(threads: int) -> int:
     TVM caps its pool at the `TVM_NUM_THREADS` it saw when the pool started (else
     half the logical CPUs on x86), so call this before anything runs a TVM
     function, or start the process with `TVM_NUM_THREADS` set.
+
+    TVM pins the calling thread to the CPUs it is given (with one thread, to CPU 0);
+    the calling thread's own CPUs are restored afterwards, or everything this process
+    did next (torch's capacity measures, `available_cores`) would be held to one core.
     """
     os.environ.setdefault("TVM_NUM_THREADS", str(threads))
     configure = tvm.get_global_func("runtime.config_threadpool")
-    configure(-3, threads, [str(i) for i in range(threads)])  # -3: threads share all cores
+    allowed = os.sched_getaffinity(0)
+    try:
+        configure(-3, threads, [str(i) for i in range(threads)])  # -3: threads share all cores
+    finally:
+        os.sched_setaffinity(0, allowed)
     return int(tvm.get_global_func("runtime.NumThreads")())
 
 

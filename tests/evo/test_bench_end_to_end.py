@@ -24,11 +24,55 @@ def test_small_network_with_template_schedule_matches_torch(target):
     network = to_relax(net, INPUT_SHAPE, schedule=TEMPLATE_SCHEDULE)
     assert sorted(network.plans) == ["body", "mix", "stem"]
     assert network.fallback == ("dilated",)
+    # conv-bn-relu and conv-bn-add-relu in one kernel each; mix has no BatchNorm
+    assert network.fused == {"stem": "bn+relu", "body": "bn+add+relu"}
     assert all(p.schedules[0].parallel for p in network.plans.values())
     funcs = {gv.name_hint for gv in network.mod.get_global_vars()}
     assert {"conv_stem", "conv_body", "conv_mix"} <= funcs
     agreement = check_against_torch(net, compile_network(network, target), INPUT_SHAPE)
     assert agreement.matches, agreement
+
+
+@pytest.mark.parametrize("genome", ["template", "transformed"])
+def test_fused_epilogues_compute_what_separate_kernels_compute(target, genome):
+    """tiny: a block whose add takes two conv-bn chains (the first claims the add and
+    the ReLU, the shortcut's ends at its BatchNorm), a conv-bn-relu stem, a conv-bn
+    without ReLU; fused and unfused agree with PyTorch and with each other, and fusing
+    leaves fewer kernels."""
+    import numpy as np
+
+    network = load_network("tiny")
+    layers = {"conv1": TEMPLATE_SCHEDULE, "layer1.conv1": TEMPLATE_SCHEDULE,
+              "layer1.conv2": TEMPLATE_SCHEDULE, "conv2": TEMPLATE_SCHEDULE,
+              "layer1.shortcut.0": TEMPLATE_SCHEDULE}
+    if genome == "transformed":  # several pieces, packed weights, no register tile
+        layers["layer1.conv2"] = LayerGenome((SplitChannels((1, 2)), Pack(4)))
+        layers["conv1"] = LayerGenome((Tile("co", 4), Vectorize("ow")))
+    transform = transform_network(network, NetworkGenome(layers))
+    module = transform.module
+    randomize_batch_norms(module)
+    module.eval()
+    fused = to_relax(module, network.input_shape, plans=transform.plans)
+    separate = to_relax(module, network.input_shape, plans=transform.plans,
+                        fuse_epilogues=False)
+    assert fused.fused == {"conv1": "bn+relu", "layer1.conv1": "bn+relu",
+                           "layer1.conv2": "bn+add+relu", "layer1.shortcut.0": "bn",
+                           "conv2": "bn+relu"}
+    assert separate.fused == {}
+    outputs, kernels = [], []
+    for relax_network in (fused, separate):
+        executable = compile_network(relax_network, target)
+        agreement = check_against_torch(module, executable, network.input_shape)
+        assert agreement.matches, agreement
+        breakdown = profile_executable(executable, network.input_shape, threads=1, runs=1)
+        kernels.append(sum(k.calls for k in breakdown.kernels))
+        x = np.random.default_rng(0).standard_normal(network.input_shape).astype("float32")
+        import tvm
+
+        vm = tvm.relax.VirtualMachine(executable, tvm.cpu())
+        outputs.append(vm["main"](tvm.runtime.tensor(x)).numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    assert kernels[0] < kernels[1]
 
 
 def test_check_detects_a_network_that_computes_something_else(target):
@@ -155,3 +199,20 @@ def test_kinds_of_vm_symbols():
     assert kind_of("fused_multiply_add_maximum") == "other"
     assert kind_of("concatenate") == "other"
     assert kind_of("vm.builtin.alloc_storage") == "runtime"
+
+
+def test_timing_on_one_thread_leaves_this_process_on_all_its_cores(target):
+    """TVM pins the calling thread to CPU 0 when its pool is set to one thread; an
+    in-process search that came next measured capacity on one core and recorded a
+    host with one core. set_tvm_threads restores the thread's CPUs."""
+    import os
+
+    from evo.bench.timing import set_tvm_threads, time_executable
+    from evo.measure.evaluator import available_cores
+
+    before = os.sched_getaffinity(0)
+    executable = compile_network(to_relax(small_net(), INPUT_SHAPE), target)
+    assert time_executable(executable, INPUT_SHAPE, threads=1).threads == 1
+    assert os.sched_getaffinity(0) == before
+    assert set_tvm_threads(1) == 1 and available_cores() == len(before)
+    set_tvm_threads(len(before))
