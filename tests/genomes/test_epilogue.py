@@ -25,8 +25,12 @@ GENOMES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GENOMES))
-@pytest.mark.parametrize("residual,relu", [(False, False), (True, True), (False, True)])
+CASES = [(name, True, True) for name in sorted(GENOMES)] + [
+    ("register tile", False, False), ("no register tile", False, True),
+    ("pieces", False, True)]
+
+
+@pytest.mark.parametrize("name,residual,relu", CASES)
 def test_fused_epilogue_matches_the_separate_operations(target, name, residual, relu) -> None:
     plan = decode_layer(SPEC, GENOMES[name]).plan
     assert plan is not None
