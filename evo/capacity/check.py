@@ -73,6 +73,15 @@ def parse_check(spec: str) -> tuple[Term, ...]:
     return tuple(terms)
 
 
+def canonical(spec: str) -> str:
+    """`spec` written one way: a bare measure as its name, else `name@threshold` terms
+    joined by `+` in the order given (spaces dropped, thresholds as `%g`)."""
+    terms = parse_check(spec)
+    if is_single(spec):
+        return terms[0].measure
+    return "+".join(str(term) for term in terms)
+
+
 def is_single(spec: str) -> bool:
     """Whether `spec` is one measure without a threshold of its own (per-layer capable)."""
     terms = parse_check(spec)

@@ -74,9 +74,10 @@ class RunConfig:
                              f"{' or '.join(FISHER_BN_MODES)}")
         if self.scope not in ("network", "layer"):
             raise UsageError(f"--scope {self.scope!r}: choose network or layer")
-        from evo.capacity.check import is_single
+        from evo.capacity.check import canonical, is_single
 
-        single = is_single(self.capacity)  # UsageError for a malformed spec
+        object.__setattr__(self, "capacity", canonical(self.capacity))  # UsageError if bad
+        single = is_single(self.capacity)
         if self.scope == "layer" and not (single and self.capacity in PER_LAYER_MEASURES):
             raise UsageError(f"--scope layer: --capacity {self.capacity} has no per-layer "
                              f"values (only {', '.join(PER_LAYER_MEASURES)} alone); use "

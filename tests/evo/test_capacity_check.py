@@ -44,6 +44,14 @@ def test_spec_grammar() -> None:
         assert "\n" not in str(caught.value)
 
 
+def test_a_run_records_the_check_written_one_way() -> None:
+    from evo.search.config import RunConfig
+
+    assert RunConfig(capacity=" flops @0.650 + fisher@0.6").capacity == "flops@0.65+fisher@0.6"
+    assert RunConfig(capacity=" params ").capacity == "params"
+    assert RunConfig(capacity="params", scope="layer").scope == "layer"
+
+
 def test_combined_check_is_legal_exactly_when_every_term_holds(resnet20) -> None:
     genome = NetworkGenome.from_json({"schema": 1, "layers": {
         "layer1.0.conv1": [{"gene": "depthwise"}], "layer3.2.conv2": [{"gene": "depthwise"}]}})
