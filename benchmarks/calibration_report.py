@@ -28,6 +28,13 @@ Then the pairs of measures whose joint rule "both >= their thresholds" does best
 same way (thresholds fitted per halving), the five with the largest cross-validated
 recall at a cross-validated precision >= 90 %.
 
+Last, the recommended default check: of the single measures and pairs whose
+cross-validated precision reaches 90 %, the one with the largest cross-validated
+recall (a single measure on ties), among the measures a search can check
+(`SEARCH_SPEC`) whose ranking holds on synthetic data (tau >= MIN_SYNTHETIC_TAU) or
+which see no data; its thresholds fitted on every genome, written as a `--capacity`
+spec.
+
 Measures are compared as ratios to the original's value, oriented so that higher
 means more capacity (the short-training loss and jacob_cov are inverted).
 """
@@ -44,7 +51,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from benchmarks.calibration import RESULTS
 from benchmarks.calibration_measures import MEASURES
-from benchmarks.calibration_rules import cross_validated, fitted, rule
+from benchmarks.calibration_rules import cross_validated, fit_thresholds, fitted, rule
 from benchmarks.calibration_synthetic import SYNTHETIC
 from benchmarks.training_queue import finished, mean_and_spread
 from evo.capacity.measures import oriented
@@ -59,6 +66,15 @@ ORIENTED = {  # measure -> how its ratio to the original's is formed (higher = m
     "grad_norm": "ratio", "naswot": "ratio", "jacob_cov": "inverse",
     "short_accuracy": "ratio", "short_loss": "inverse", "short_train_loss": "inverse",
 }
+
+
+# The study's measures a search's --capacity check can take, as they are written there
+# (the Fisher Potential with running statistics is `fisher` at the default --fisher-bn).
+SEARCH_SPEC = {"fisher_running_network": "fisher", "params": "params", "flops": "flops",
+               "synflow": "synflow", "snip": "snip", "grad_norm": "grad_norm",
+               "naswot": "naswot", "jacob_cov": "jacob_cov"}
+DATA_FREE = ("params", "flops")
+MIN_SYNTHETIC_TAU = 0.8
 
 
 def relative(measure: str, value: float | None, original: float | None) -> float | None:
@@ -107,10 +123,33 @@ def table(results: Path = RESULTS, measures: Path = MEASURES,
             "cv": cross_validated([r], keeps, TARGET_PRECISION, splits, SPLIT_SEED),
             "synthetic_tau": _synthetic_tau(measure, measured, finished(synthetic)),
         })
+    pairs = _best_pairs(complete, keeps, splits, top=len(complete) ** 2)
     return {"original": original, "original_spread": noise,
             "original_seeds": len(accuracy["original"]), "genomes": len(names),
-            "keepers": int(keeps.sum()), "rows": rows,
-            "pairs": _best_pairs(complete, keeps, splits)}
+            "keepers": int(keeps.sum()), "rows": rows, "pairs": pairs[:5],
+            "recommended": _recommended(rows, pairs, complete, keeps)}
+
+
+def _recommended(rows: list[dict], pairs: list[dict], values: dict[str, np.ndarray],
+                 keeps: np.ndarray) -> dict[str, Any] | None:
+    """The default check the study supports (see the module docstring), or None."""
+    eligible = {row["measure"] for row in rows
+                if "cv" in row and row["measure"] in SEARCH_SPEC and (
+                    row["measure"] in DATA_FREE
+                    or (row.get("synthetic_tau") or 0) >= MIN_SYNTHETIC_TAU)}
+    options = [([row["measure"]], row["cv"]) for row in rows if row["measure"] in eligible]
+    options += [(p["measures"], p["cv"]) for p in pairs if set(p["measures"]) <= eligible]
+    options = [(m, cv) for m, cv in options
+               if cv["precision"] is not None and cv["precision"] >= TARGET_PRECISION]
+    if not options:
+        return None
+    measures, cv = max(options, key=lambda o: (o[1]["recall"], -len(o[0])))
+    thresholds = fit_thresholds([values[m] for m in measures], keeps, TARGET_PRECISION)
+    if thresholds is None:
+        return None
+    spec = "+".join(f"{SEARCH_SPEC[m]}@{t:.3g}" for m, t in zip(measures, thresholds,
+                                                                  strict=True))
+    return {"measures": measures, "thresholds": list(thresholds), "spec": spec, "cv": cv}
 
 
 def _synthetic_tau(measure: str, measured: dict[str, dict], synthetic: dict[str, dict],
@@ -175,6 +214,11 @@ def markdown(study: dict[str, Any]) -> str:
                   f"with precision >= {TARGET_PRECISION:.0%}:"]
     lines += [f"- {' and '.join(p['measures'])}: {_cv(p['cv'])}" for p in study["pairs"]] \
         or ["- none"]
+    best = study["recommended"]
+    lines += ["", f"Recommended default check (cross-validated precision >= "
+                  f"{TARGET_PRECISION:.0%}, measures a search checks that hold on synthetic "
+                  f"data): " + ("none reaches it" if best is None else
+                                f"`--capacity {best['spec']}` ({_cv(best['cv'])})")]
     return "\n".join(lines)
 
 
