@@ -101,8 +101,12 @@ def _ensure(config: RunConfig, folder: Path, quiet: bool) -> bool:
 
 
 def _same_search(existing: RunConfig, wanted: RunConfig, folder: Path) -> None:
+    """Raise UsageError unless `folder`'s search is the one wanted. The capacity check
+    does not matter to a program-only search (it makes no neural change), so a
+    program-only twin is reused whatever check the full search has."""
+    capacity = ("fisher_bn", "threshold", "capacity", "data") if wanted.neural else ()
     for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural",
-                 "fisher_bn", "threshold", "capacity", "data"):
+                 *capacity):
         have, want = getattr(existing, name), getattr(wanted, name)
         if have != want:
             raise UsageError(f"{folder} holds a search with {name} {have!r}, not {want!r}; "

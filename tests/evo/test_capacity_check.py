@@ -159,6 +159,10 @@ def test_bench_searches_carry_the_check(tmp_path) -> None:
     configs = search_configs("tiny", None, 60.0, 0, 8, tmp_path, capacity="flops@0.5",
                              data="synthetic")
     assert {c.capacity for c in configs.values()} == {"flops@0.5"}
-    other = search_configs("tiny", None, 60.0, 0, 8, tmp_path)["search"]
+    others = search_configs("tiny", None, 60.0, 0, 8, tmp_path)
     with pytest.raises(UsageError, match="capacity 'fisher', not 'flops@0.5'"):
-        _same_search(other, configs["search"], tmp_path)
+        _same_search(others["search"], configs["search"], tmp_path)
+    # the program-only twin makes no neural change: reused whatever the check
+    _same_search(others["program-only"], configs["program-only"], tmp_path)
+    with pytest.raises(UsageError, match="neural False, not True"):
+        _same_search(others["program-only"], configs["search"], tmp_path)
