@@ -8,7 +8,7 @@ input (an untraceable model, a plan for an unknown conv), which raises UsageErro
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import tvm
 from torch import nn
@@ -26,10 +26,12 @@ from genomes.plan import LayerPlan
 class EndToEnd:
     """A row's result: latency, agreement with PyTorch, or the error that stopped it.
 
-    `convs` counts the convs compiled with our programs, `fallback` names those
-    compiled by TVM's own conv2d; `compile_seconds` is import plus compile time (for
-    a peer: export, conversion and compilation). `peer` is a peer row's runtime, its
-    version and the settings used (`evo.bench.peers`), None for TVM and eager rows.
+    `convs` counts the convs compiled with our programs, `fused` those of them that
+    compute their BatchNorm (and residual add and ReLU) in the same kernel,
+    `fallback` names those compiled by TVM's own conv2d; `compile_seconds` is import
+    plus compile time (for a peer: export, conversion and compilation). `peer` is a
+    peer row's runtime, its version and the settings used (`evo.bench.peers`), None
+    for TVM and eager rows.
     """
 
     latency: Latency | None
@@ -40,6 +42,7 @@ class EndToEnd:
     fallback: tuple[str, ...] = field(default_factory=tuple)
     breakdown: Breakdown | None = None
     peer: dict | None = None
+    fused: int = 0
 
     @property
     def ok(self) -> bool:
@@ -51,7 +54,7 @@ class EndToEnd:
             "latency": None if self.latency is None else self.latency.to_json(),
             "agreement": None if self.agreement is None else self.agreement.__dict__,
             "error": self.error, "compile_seconds": round(self.compile_seconds, 2),
-            "convs": self.convs, "fallback": list(self.fallback),
+            "convs": self.convs, "fused": self.fused, "fallback": list(self.fallback),
             "breakdown": None if self.breakdown is None else self.breakdown.to_json(),
             "peer": self.peer,
         }
@@ -74,8 +77,8 @@ def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.
         return EndToEnd(None, error=f"TVM compile: {_last_line(exc)}",
                         compile_seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    return measured(module, executable, input_shape, threads, check, seconds,
-                    len(network.plans), network.fallback)
+    return replace(measured(module, executable, input_shape, threads, check, seconds,
+                            len(network.plans), network.fallback), fused=len(network.fused))
 
 
 def measured(module: nn.Module, executable: tvm.runtime.Executable,

@@ -140,6 +140,7 @@ def test_rows_report_latency_and_agreement(target):
     row = tvm_end_to_end(net, INPUT_SHAPE, target, schedule=TEMPLATE_SCHEDULE, threads=1)
     assert row.ok, row.error
     assert row.agreement.matches and row.convs == 3 and row.fallback == ("dilated",)
+    assert row.fused == 2 and row.to_json()["fused"] == 2  # stem and body; mix has no bn
     assert row.latency.median_ms > 0 and row.latency.repeats >= 5
     assert row.latency.threads == 1
     assert row.to_json()["ms"] == row.latency.median_ms
