@@ -16,4 +16,5 @@ def test_candidates_are_distinct_neural_genomes_and_every_measure_is_timed(capsy
     assert main(["--models", "tiny", "--candidates", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     assert [line.split()[1] for line in lines] == [
-        "fisher", "fisher", "params", "flops", "synflow", "snip", "grad_norm", "naswot"]
+        "fisher", "fisher", "params", "flops", "synflow", "snip", "grad_norm", "naswot",
+        "jacob_cov"]
