@@ -94,6 +94,8 @@ class CheckMeasure(_Cached):
     def __init__(self, terms: tuple[Term, ...], measures: list) -> None:
         super().__init__()
         self.terms, self.measures = terms, measures
+        # the torch threads its measures run on (1 for the counts, which need none)
+        self.threads = max(getattr(m, "threads", 1) for m in measures)
 
     def original(self) -> FisherResult:
         return FisherResult(1.0, {})

@@ -81,7 +81,8 @@ def test_a_bare_measure_is_the_measure_itself(resnet20) -> None:
     assert not isinstance(check, CheckMeasure)
     assert check.of(DEPTHWISE).per_slot  # per-slot values: --scope layer works
     one = make_check("params@0.5", resnet20)
-    assert isinstance(one, CheckMeasure)
+    assert isinstance(one, CheckMeasure) and one.threads == 1
+    assert make_check("params@0.5+snip", resnet20, threads=2).threads == 2
     assert one.of(DEPTHWISE).total == pytest.approx(
         check.of(DEPTHWISE).total / check.original().total / 0.5)
 
