@@ -66,9 +66,11 @@ def pareto_figure(snap: RunSnapshot):
             names += f"\n{ms:.4g} ms, " + (f"{ratio:.3f}x" if scale != 1.0 else f"{ratio:.4g}")
         ax.annotate(names, (ms, ratio), textcoords="offset points", xytext=(8, 6),
                     fontsize=8, color="tab:red")
-    if scale != 1.0 and snap.config.scope == "network":
+    margin = snap.config.capacity not in MEASURE_NAMES  # a check of several terms
+    if (scale != 1.0 or margin) and snap.config.scope == "network":
         ax.axhline(snap.config.threshold, color="tab:green", linestyle=":", linewidth=1,
-                   label=f"threshold {snap.config.threshold:g}x (legal at or above)")
+                   label=f"threshold {snap.config.threshold:g}" + ("" if margin else "x")
+                   + " (legal at or above)")
     if not legal:
         ax.text(0.5, 0.5, "no legal individual yet", ha="center", va="center",
                 transform=ax.transAxes)
@@ -76,8 +78,9 @@ def pareto_figure(snap: RunSnapshot):
     if log:
         _log_axis(ax.xaxis, ax.set_xscale)
     ax.margins(x=0.12, y=0.15)
-    if scale != 1.0:  # plain ratios, never an offset or a x1e-6 above the axis
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.4g}x"))
+    if scale != 1.0 or margin:  # plain values, never an offset or a x1e-6 above the axis
+        suffix = "" if margin else "x"
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.4g}{suffix}"))
     ax.set_xlabel("latency (ms, " + ("log scale, " if log else "") + "lower is better)")
     ax.set_ylabel(ylabel)
     ax.set_title("Pareto front: latency against "

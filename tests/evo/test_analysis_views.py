@@ -145,6 +145,25 @@ def test_a_one_point_front_is_readable(tmp_path: Path) -> None:
     assert "Pareto set (3 individuals at 1 point)" in [c.get_label() for c in ax.collections]
 
 
+def test_a_combined_check_is_plotted_as_its_margin(tmp_path: Path) -> None:
+    """With --capacity of several terms the axis is the check's margin as recorded (1 at
+    the thresholds, no ratio to the original's), with the threshold line at 1."""
+    snap = load_run(write_run(tmp_path / "run", [
+        Planned(1, 0, (), "original", {}, 6.3, fisher=1.25),
+        Planned(2, 0, (1,), "initial:program", {"conv1": [GENES[2]]}, 0.15, fisher=1.25),
+        Planned(3, 0, (1,), "initial:any", {"conv1": [GENES[3]]}, 0.12, fisher=1.0000004),
+    ], capacity="flops@0.8+params@0.8"))
+    fig = pareto_figure(snap)
+    ticks, offset, _ = _pareto_texts(fig)
+    assert offset == "" and ticks and not any(t.endswith("x") for t in ticks)
+    ax = fig.axes[0]
+    assert ax.get_ylabel().startswith("margin of flops@0.8+params@0.8")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "threshold 1 (legal at or above)" in labels
+    (y0, y1) = ax.get_ylim()
+    assert y0 < 1.0 and y1 > 1.25
+
+
 DENSE = [f"features.denseblock1.denselayer{i}.conv{k}" for i in range(1, 13) for k in (1, 2)]
 
 
