@@ -21,9 +21,9 @@ from evo.bench.relax_import import to_relax
 from evo.bench.timing import time_executable
 from evo.host import describe_host, host_label
 from evo.networks import load_network, transform_network
-from evo.search.variation import SEED_SCHEDULES
+from evo.search.variation import SEED_SCHEDULES, template_genome
 from evo.target import make_target
-from genomes.genome import NetworkGenome, load_genome_file
+from genomes.genome import load_genome_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.genome:
             genome = load_genome_file(args.genome)
         else:
-            schedule = SEED_SCHEDULES[args.schedule]
-            genome = NetworkGenome({s.id: schedule for s in network.slots
-                                    if all(g.name in s.allowed for g in schedule.genes)})
+            genome = template_genome(network.slots, SEED_SCHEDULES[args.schedule])
         transform = transform_network(network, genome)
         module = transform.module.eval()
         builds = {}

@@ -22,8 +22,9 @@ ONNX Runtime alone.
 
 MetaSchedule's conv kernels include what TVM fused into them (batch norm's
 multiply-add, the residual add, ReLU), and ORT's include the folded batch norm and
-fused ReLU; ours do not (our conv programs are opaque to TVM's fusion, so those run
-as separate kernels, counted under "other").
+fused ReLU; so do ours since 2026-12-02 (`to_relax` fuses a conv's BatchNorm, and the
+residual add and ReLU after it, into its program; what it cannot fuse runs as
+separate kernels, counted under "other").
 """
 
 from __future__ import annotations
@@ -54,10 +55,9 @@ from evo.bench.peers import peer_end_to_end  # noqa: E402
 from evo.bench.relax_import import program_symbol  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
 from evo.networks import Network, load_network  # noqa: E402
-from evo.search.variation import TEMPLATE_SCHEDULE  # noqa: E402
+from evo.search.variation import SEED_SCHEDULES, template_genome  # noqa: E402
 from evo.target import make_target  # noqa: E402
-from genomes.genes import CacheWrite, Fuse, Pack, Parallel, Tile, Unroll, Vectorize  # noqa: E402
-from genomes.genome import LayerGenome, NetworkGenome  # noqa: E402
+from genomes.genome import NetworkGenome  # noqa: E402
 
 
 def per_shape_ms(breakdown: Breakdown, shape_of: dict[str, ConvShape]) -> tuple[
@@ -92,22 +92,12 @@ def compare(bench: Path, threads: int) -> dict:
                                             (theirs, tuning), threads)}
 
 
-# Vectorized over output channels with packed weights (OIHW8o), as ORT's NCHWc
-# kernels are, instead of the template's output columns: a candidate start for convs
-# whose columns are strided or few.
-CHANNEL_SCHEDULE = LayerGenome((Tile("co", 8), Pack(8), Tile("ow", 8), Vectorize("co"),
-                                CacheWrite(), Fuse(3), Parallel(), Unroll(64)))
-SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE}
-
-
 def compare_template(model: str, threads: int, schedule: str = "template") -> dict:
     """A zoo network with one fixed schedule on every conv (the template, where every
-    search starts, or CHANNEL_SCHEDULE) against ONNX Runtime; no search, no
-    MetaSchedule."""
+    search starts, or the second seed, `evo.search.variation.CHANNEL_SCHEDULE`) against
+    ONNX Runtime; no search, no MetaSchedule."""
     network = load_network(model)
-    genes = SCHEDULES[schedule]
-    genome = NetworkGenome({slot.id: genes for slot in network.slots
-                            if all(g.name in slot.allowed for g in genes.genes)})
+    genome = template_genome(network.slots, SEED_SCHEDULES[schedule])
     return {"bench": None, **_compare(network, None, f"{schedule} schedule", genome, None,
                                       threads)}
 
@@ -207,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", metavar="MODEL",
                         help="instead of a bench: this zoo network with the template "
                              "schedule against ONNX Runtime")
-    parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="template",
+    parser.add_argument("--schedule", choices=tuple(SEED_SCHEDULES), default="template",
                         help="with --template: the schedule on every conv (default "
                              "template; channels: vectorized over output channels)")
     parser.add_argument("--threads", type=int, default=2)

@@ -77,6 +77,12 @@ SHORT_NAMES = {"fisher": "Fisher", "params": "params", "flops": "FLOPs", "synflo
                "jacob_cov": "jacob_cov"}
 
 
+def is_margin(capacity: str) -> bool:
+    """Whether a run's capacity values are a check's margin (a spec of several terms or
+    with thresholds of its own) rather than one measure's values."""
+    return capacity not in MEASURE_NAMES
+
+
 def measure_name(capacity: str) -> str:
     """What a run's capacity values are, for its `--capacity` spec: a measure's name, or
     for a check of several terms its margin (the smallest share of a term's threshold

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evo.analysis.lineage import MEASURE_NAMES, measure_name
+from evo.analysis.lineage import is_margin, measure_name
 from evo.analysis.plots import DPI, _log_axis, _save, _wide, pyplot
 from evo.analysis.snapshot import RunSnapshot
 
@@ -23,7 +23,7 @@ def capacity_scale(snap: RunSnapshot) -> tuple[float, str]:
     values are already margins (1.0 = every term exactly at its threshold)."""
     name = measure_name(snap.config.capacity)
     original = snap.original
-    if name not in MEASURE_NAMES.values():
+    if is_margin(snap.config.capacity):
         return 1.0, f"{name}\n(1 = at the thresholds; higher is better)"
     if original is not None and original.fisher is not None and original.fisher > 0:
         return original.fisher, (f"{name} / the original's\n({original.fisher:.4g}; higher "
@@ -66,7 +66,7 @@ def pareto_figure(snap: RunSnapshot):
             names += f"\n{ms:.4g} ms, " + (f"{ratio:.3f}x" if scale != 1.0 else f"{ratio:.4g}")
         ax.annotate(names, (ms, ratio), textcoords="offset points", xytext=(8, 6),
                     fontsize=8, color="tab:red")
-    margin = snap.config.capacity not in MEASURE_NAMES  # a check of several terms
+    margin = is_margin(snap.config.capacity)
     if (scale != 1.0 or margin) and snap.config.scope == "network":
         ax.axhline(snap.config.threshold, color="tab:green", linestyle=":", linewidth=1,
                    label=f"threshold {snap.config.threshold:g}" + ("" if margin else "x")

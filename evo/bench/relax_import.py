@@ -76,7 +76,7 @@ class _Chain:
     add: fx.Node | None = None
     residual: fx.Node | None = None
     relu: fx.Node | None = None
-    call: tuple | None = None  # (plan, weights, bias), set when the conv is reached
+    call: tuple | None = None  # (plan, program, weights, bias) once the conv is reached
 
     @property
     def last(self) -> fx.Node:
@@ -196,7 +196,7 @@ class _Importer(TorchFXImporter):
         chain = self.chains[node]
         if node is not chain.last:
             return _PENDING
-        plan, weights, bias = chain.call
+        plan, plain, weights, bias = chain.call
         bn = self.named_modules[chain.bn.target]
         scale, shift = _bn_affine(bn, plan.out_shape[1])
         if bias is not None:
@@ -205,18 +205,18 @@ class _Importer(TorchFXImporter):
         epilogue = Epilogue(residual=residual is not None, relu=chain.relu is not None)
         program = to_tvm(plan, epilogue)
         if not program.ok:  # this schedule does not take an epilogue: separate kernels
-            return self._unfused(chain, plan, weights, scale, shift, residual)
+            return self._unfused(chain, plan, plain, weights, scale, shift, residual)
         extra = [relax.const(scale.astype("float32")), relax.const(shift.astype("float32"))]
         out = self._emit_program(chain.conv, plan, program, weights,
                                  extra + ([residual] if residual is not None else []))
         self.fused[chain.conv.target] = chain.kind
         return out
 
-    def _unfused(self, chain: _Chain, plan: LayerPlan, weights, scale: np.ndarray,
+    def _unfused(self, chain: _Chain, plan: LayerPlan, program, weights, scale: np.ndarray,
                  shift: np.ndarray, residual) -> relax.Var:
-        """The chain as separate kernels: the conv, `x * scale + shift` (the bias folded
-        into `shift`), the residual add and the ReLU."""
-        out = self._emit_program(chain.conv, plan, to_tvm(plan), weights, [])
+        """The chain as separate kernels: the conv's plain `program`, `x * scale + shift`
+        (the bias folded into `shift`), the residual add and the ReLU."""
+        out = self._emit_program(chain.conv, plan, program, weights, [])
         shape = (1, plan.out_shape[1], 1, 1)
         out = self.block_builder.emit(relax.op.add(
             relax.op.multiply(out, relax.const(scale.reshape(shape).astype("float32"))),
@@ -267,17 +267,13 @@ class _Importer(TorchFXImporter):
 
     def _call_program(self, node: fx.Node, plan: LayerPlan, weights: list[torch.Tensor],
                       bias: torch.Tensor | None) -> relax.Var:
-        chain = self.chains.get(node)
-        if chain is not None and chain.call is None:  # emitted at the end of its chain
-            program = to_tvm(plan)
-            if not program.ok:
-                raise ConvProgramError(f"conv {node.target}: {program.error}")
-            chain.call = (plan, weights, bias)
-            self.used_plans[node.target] = plan
-            return _PENDING
         program = to_tvm(plan)
         if not program.ok:
             raise ConvProgramError(f"conv {node.target}: {program.error}")
+        chain = self.chains.get(node)
+        if chain is not None:  # emitted at the end of its chain
+            chain.call = (plan, program, weights, bias)
+            return _PENDING
         out = self._emit_program(node, plan, program, weights, [])
         if bias is not None:
             shaped = bias.detach().cpu().numpy().reshape(1, -1, 1, 1)

@@ -52,10 +52,12 @@ CHANNEL_SCHEDULE = LayerGenome((
 SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE}
 
 
-def template_genome(slots: Sequence[SlotLike]) -> NetworkGenome:
-    """`TEMPLATE_SCHEDULE` on every slot that allows all its genes (not checked to decode)."""
-    return NetworkGenome({slot.id: TEMPLATE_SCHEDULE for slot in slots
-                          if all(g.name in slot.allowed for g in TEMPLATE_SCHEDULE.genes)})
+def template_genome(slots: Sequence[SlotLike],
+                    schedule: LayerGenome = TEMPLATE_SCHEDULE) -> NetworkGenome:
+    """`schedule` (the template by default) on every slot that allows all its genes (not
+    checked to decode)."""
+    return NetworkGenome({slot.id: schedule for slot in slots
+                          if all(g.name in slot.allowed for g in schedule.genes)})
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,7 @@ class Variation:
             return []
         out = [Proposal(template, (), "initial:template", {"slots": list(template.layers)})]
         channels, slots = template, []
-        allowed = {slot.id for slot in self.view.slots
-                   if all(g.name in slot.allowed for g in CHANNEL_SCHEDULE.genes)}
+        allowed = template_genome(self.view.slots, CHANNEL_SCHEDULE).layers
         for slot_id in template.layers:
             trial = NetworkGenome({**channels.layers, slot_id: CHANNEL_SCHEDULE})
             if slot_id in allowed and self.view.check(trial) is None:
