@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "export": "export",
     "train": "train",
+    "confirm": "confirm",
     "measure": "measure",
     "bench-measure": "bench_measure",
     "slots": "slots",

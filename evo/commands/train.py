@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from evo.errors import UsageError
     from evo.training import TrainSettings, default_out, train
+    from evo.training.data import data_key
     from evo.training.speed import StepOptions
 
     model, genome = _model_and_genome(args.model, args.genome)
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if not 1 <= args.threads <= 4096:
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    settings = TrainSettings(model, genome.to_json(), _data_key(args.data), args.epochs,
+    settings = TrainSettings(model, genome.to_json(), data_key(args.data), args.epochs,
                              args.batch_size, args.lr, args.momentum, args.weight_decay,
                              args.seed, not args.no_augment, args.precision, args.val_split,
                              args.split_seed, args.train_images)
@@ -147,13 +148,3 @@ def _model_and_genome(model: str | None, genome_arg: str | None):
                          "training needs a network genome ({\"schema\": 1, \"layers\": "
                          "{...}})")
     return model or "tiny", genome
-
-
-def _data_key(text: str) -> str:
-    """`--data` with its path made absolute, so a resume from elsewhere still matches."""
-    from pathlib import Path
-
-    kind, sep, where = text.partition(":")
-    if sep and kind in ("cifar10", "npz", "imagefolder") and where:
-        return f"{kind}:{Path(where).resolve()}"
-    return text

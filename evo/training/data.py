@@ -84,6 +84,15 @@ class TrainData:
         return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
 
+def data_key(text: str) -> str:
+    """A `--data` spec with its path made absolute, so a resume from elsewhere still
+    matches the saved settings."""
+    kind, sep, where = text.partition(":")
+    if sep and kind in ("cifar10", "npz", "imagefolder") and where:
+        return f"{kind}:{Path(where).resolve()}"
+    return text
+
+
 def load_train_data(text: str, val_split: int = DEFAULT_VAL_SPLIT,
                     split_seed: int = DEFAULT_SPLIT_SEED) -> TrainData:
     """Read `cifar10:DIR`, `npz:FILE` or `imagefolder:PATH` (raises UsageError with one

@@ -1,0 +1,203 @@
+"""Which of a run's fastest networks keep the original's accuracy, confirmed by training.
+
+A capacity check is a cheap filter: on resnet20 no measure we studied accepts only
+networks that keep accuracy (benchmarks/RESULTS.md, the calibration study), so a
+search's fastest legal network may have lost some. `confirm` trains the original
+network (a few seeds, for the noise) and then the run's candidates, fastest first,
+with one short recipe, until one keeps the original's accuracy within a tolerance.
+
+Candidates (`candidates`): among the run's legal, measured individuals, the fastest
+one of each neural genome (program genes do not change what is learned), kept when
+no faster candidate has at least its capacity (the latency-capacity front), fastest
+first, down to the original network's fastest schedule, which ends the list: it
+keeps accuracy by definition, so nothing slower is worth training.
+
+Trainings are named by neural genome (`original-sS`, `n<hash>-sS`), so a rerun, also
+after the search went on, reuses every training already done; each appends one line
+to `OUT/results.jsonl` (`evo.training.queue`) and a stopped one resumes from its
+last epoch. `OUT/confirm.json` holds the verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from evo.analysis.snapshot import RunSnapshot
+from evo.errors import UsageError
+from evo.training.data import TrainData
+from evo.training.queue import Job, finished, mean_and_spread, run_queue
+from evo.training.trainer import TrainSettings
+from genomes.genome import NetworkGenome
+
+RESULTS, SUMMARY = "results.jsonl", "confirm.json"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A run's fastest individual of one neural genome."""
+
+    ident: int
+    latency_ms: float
+    capacity: float | None
+    neural: NetworkGenome
+
+    @property
+    def is_original(self) -> bool:
+        return not self.neural.layers
+
+    def job_stem(self) -> str:
+        return "original" if self.is_original else f"n{self.neural.hash()[:12]}"
+
+    def changes(self) -> str:
+        """The neural genes, counted: `depthwise() x6, group(2) x2`."""
+        counts = Counter(gene.label() for layer in self.neural.layers.values()
+                         for gene in layer.genes)
+        return ", ".join(f"{label} x{n}" if n > 1 else label
+                         for label, n in counts.most_common()) or "none (the original)"
+
+
+def candidates(snap: RunSnapshot) -> list[Candidate]:
+    """The candidates to train, fastest first (see the module docstring)."""
+    fastest: dict[str, Candidate] = {}
+    for ident, evaluation in snap.evaluations.items():
+        individual = snap.individuals.get(ident)
+        if individual is None or not evaluation.feasible:
+            continue
+        candidate = Candidate(ident, float(evaluation.latency_ms), evaluation.fisher,
+                              individual.genome.neural)
+        key = candidate.neural.hash()
+        held = fastest.get(key)
+        if held is None or (candidate.latency_ms, ident) < (held.latency_ms, held.ident):
+            fastest[key] = candidate
+    out: list[Candidate] = []
+    most = -math.inf
+    for candidate in sorted(fastest.values(), key=lambda c: (c.latency_ms, c.ident)):
+        capacity = candidate.capacity
+        known = capacity is not None and math.isfinite(capacity)
+        if candidate.is_original or not known or capacity > most:
+            out.append(candidate)
+        if known:
+            most = max(most, capacity)
+        if candidate.is_original:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to train: the recipe (`base`, the original network at seed 0), the seeds of
+    the original and of each candidate, the tolerance in accuracy points, and at most
+    how many candidates besides the original (None: all)."""
+
+    base: TrainSettings
+    original_seeds: tuple[int, ...]
+    seeds: tuple[int, ...]
+    tolerance: float
+    max_candidates: int | None
+
+    def jobs(self, candidate: Candidate) -> list[Job]:
+        seeds = self.original_seeds if candidate.is_original else self.seeds
+        settings = replace(self.base, genome=candidate.neural.to_json())
+        return [Job(f"{candidate.job_stem()}-s{seed}", replace(settings, seed=seed),
+                    (f"individual {candidate.ident}",)) for seed in seeds]
+
+
+def trained(plan: Plan, candidate: Candidate, out: Path) -> list[float] | None:
+    """The candidate's accuracies (one per seed) if all are in OUT/results.jsonl, else
+    None; a row under the same name with other settings is a UsageError."""
+    rows = finished(out / RESULTS)
+    values = []
+    for job in plan.jobs(candidate):
+        row = rows.get(job.name)
+        if row is None:
+            return None
+        if row.get("settings") != job.settings.to_json():
+            raise UsageError(f"{out}: {job.name} was trained with other settings (another "
+                             "--epochs, --data or recipe); give another --out")
+        values.append(float(row["accuracy"]))
+    return values
+
+
+def verdict(accuracies: list[float], original: list[float], tolerance: float) -> bool:
+    """Kept: the mean accuracy is at least the original's mean minus `tolerance` points."""
+    mean, _ = mean_and_spread(accuracies)
+    floor = mean_and_spread(original)[0] - tolerance / 100
+    return mean >= floor - 1e-12
+
+
+def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
+            loaded: dict[tuple[str, int, int], TrainData],
+            on_verdict: Callable[[dict[str, Any]], None] | None = None,
+            train_all: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    """Train the original, then the candidates fastest first until one keeps accuracy
+    (or every one with `train_all`; none with `dry_run`, which reports what is trained
+    already); returns the summary, also written to OUT/confirm.json after every verdict
+    (unless `dry_run`). `on_verdict` gets each candidate's row as it is judged."""
+    listed = candidates(snap)
+    original = next((c for c in listed if c.is_original), None)
+    if original is None:
+        original = Candidate(1, math.nan, None, NetworkGenome())
+    tried = [c for c in listed if not c.is_original]
+    if plan.max_candidates is not None:
+        tried = tried[:plan.max_candidates]
+
+    def train(candidate: Candidate) -> list[float] | None:
+        values = trained(plan, candidate, out)
+        if values is None and not dry_run:
+            run_queue(plan.jobs(candidate), out / RESULTS, out, threads, loaded=loaded)
+            values = trained(plan, candidate, out)
+        return values
+
+    summary = _summary(snap, plan, listed, original, tried)
+    reference = train(original)
+    summary["original"]["accuracies"] = reference
+    if reference is None:
+        return summary
+    for row, candidate in zip(summary["candidates"], tried, strict=True):
+        values = train(candidate)
+        if values is None:
+            break
+        row.update(accuracies=values, kept=verdict(values, reference, plan.tolerance))
+        _publish(summary, out, dry_run)
+        if on_verdict is not None:
+            on_verdict(row)
+        if row["kept"] and not train_all:
+            break
+    _publish(summary, out, dry_run)
+    return summary
+
+
+def _summary(snap: RunSnapshot, plan: Plan, listed: list[Candidate], original: Candidate,
+             tried: list[Candidate]) -> dict[str, Any]:
+    def row(c: Candidate) -> dict[str, Any]:
+        return {"individual": c.ident, "latency_ms": c.latency_ms, "capacity": c.capacity,
+                "neural": c.neural.to_json(), "changes": c.changes(),
+                "accuracies": None, "kept": None}
+
+    return {"run": str(snap.folder), "model": snap.config.model,
+            "recipe": {k: v for k, v in plan.base.to_json().items() if k not in
+                       ("genome", "seed")},
+            "original_seeds": list(plan.original_seeds), "seeds": list(plan.seeds),
+            "tolerance_points": plan.tolerance, "front": len(listed) - 1,
+            "original": row(original), "candidates": [row(c) for c in tried],
+            "fastest_kept": None}
+
+
+def _publish(summary: dict[str, Any], out: Path, dry_run: bool) -> None:
+    """Name the fastest network known to keep accuracy (the original's fastest schedule
+    when no candidate has) and write the summary."""
+    kept = [r for r in summary["candidates"] if r["kept"]]
+    fallback = summary["original"]
+    if not kept and math.isfinite(fallback["latency_ms"]):
+        kept = [fallback]
+    best = min(kept, key=lambda r: r["latency_ms"]) if kept else None
+    summary["fastest_kept"] = None if best is None else best["individual"]
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
