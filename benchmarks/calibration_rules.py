@@ -11,6 +11,7 @@ pools the held-out counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,33 @@ def fit_thresholds(values: list[np.ndarray], keeps: np.ndarray,
     return tuple(float(c[i]) for c, i in zip(candidates, index, strict=True))
 
 
+def fit_most_precise(values: list[np.ndarray], keeps: np.ndarray,
+                     min_recall: float) -> tuple[float, ...] | None:
+    """The thresholds (one or two measures) with the highest precision among those whose
+    recall on these genomes is at least `min_recall` (the largest recall, then the lowest
+    thresholds, on ties); None when there are no keepers."""
+    if not keeps.any():
+        return None
+    candidates = [np.unique(v) for v in values]
+    accept = [v[None, :] >= c[:, None] for v, c in zip(values, candidates, strict=True)]
+    if len(values) == 1:
+        accepted = accept[0].sum(axis=1).astype(float)
+        hits = (accept[0] & keeps).sum(axis=1).astype(float)
+    else:
+        first, second = (a.astype(np.int64) for a in accept)
+        accepted = (first @ second.T).astype(float)
+        hits = ((first * keeps) @ second.T).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(accepted > 0, hits / accepted, -1.0)
+    enough = hits >= min_recall * keeps.sum() - 1e-9
+    top = np.where(enough, precision, -np.inf)
+    tied = enough & (top >= top.max() - 1e-12)
+    most = np.where(tied, hits, -1.0)
+    best = np.flatnonzero(most == most.max())[0]  # lowest thresholds: indices ascend
+    index = np.unravel_index(best, most.shape)
+    return tuple(float(c[i]) for c, i in zip(candidates, index, strict=True))
+
+
 def accepts(values: list[np.ndarray], thresholds: tuple[float, ...]) -> np.ndarray:
     """Which genomes a rule with `thresholds` accepts."""
     out = np.ones(len(values[0]), dtype=bool)
@@ -69,24 +97,30 @@ def fitted(values: list[np.ndarray], keeps: np.ndarray, fit: np.ndarray,
 
 
 def cross_validated(values: list[np.ndarray], keeps: np.ndarray, target: float,
-                    splits: int, seed: int = 0) -> dict[str, Any]:
+                    splits: int, seed: int = 0,
+                    fit: Callable[[list[np.ndarray], np.ndarray], tuple[float, ...] | None]
+                    | None = None) -> dict[str, Any]:
     """Over `splits` random halvings: fit on one half, count on the other. Precision
     and recall pool the held-out counts of every split (a split without thresholds
-    accepts nothing); `found` is the share of splits where thresholds were found."""
+    accepts nothing); `found` is the share of splits where thresholds were found.
+    `fit` (values, keeps) -> thresholds replaces `fit_thresholds` at `target`."""
+    if fit is None:
+        def fit(v: list[np.ndarray], k: np.ndarray) -> tuple[float, ...] | None:
+            return fit_thresholds(v, k, target)
     rng = np.random.default_rng(seed)
     n = len(keeps)
     accepted = hits = keepers = found = 0
     for _ in range(splits):
-        fit = np.zeros(n, dtype=bool)
-        fit[rng.permutation(n)[: n // 2]] = True
-        keepers += int(keeps[~fit].sum())
-        thresholds = fit_thresholds([v[fit] for v in values], keeps[fit], target)
+        half = np.zeros(n, dtype=bool)
+        half[rng.permutation(n)[: n // 2]] = True
+        keepers += int(keeps[~half].sum())
+        thresholds = fit([v[half] for v in values], keeps[half])
         if thresholds is None:
             continue
         found += 1
-        held = accepts([v[~fit] for v in values], thresholds)
+        held = accepts([v[~half] for v in values], thresholds)
         accepted += int(held.sum())
-        hits += int((held & keeps[~fit]).sum())
+        hits += int((held & keeps[~half]).sum())
     return {"splits": splits, "found": found / splits,
             "precision": hits / accepted if accepted else None,
             "recall": hits / keepers if keepers else None}

@@ -158,9 +158,47 @@ def test_report_recommends_a_check_whose_ranking_holds_on_synthetic_data(
     text = markdown(study)
     assert "tau real vs synthetic data |" in text
     assert text.split("| snip |")[1].splitlines()[0].endswith(
-        f"| {rows['snip']['synthetic_tau']:.2f} |")
+        f"| {rows['snip']['synthetic_tau']:.2f} | - |")  # no inflation probe measured
     assert "`--capacity flops@0.85`" in text
     # where the synthetic ranking holds, snip (listed first among equals) is eligible too
     lines(synthetic, [{"name": n, "ratios": {"snip": ratio[n]}} for n in names[1:]])
     again = table(results, measures, splits=20, synthetic=synthetic)
     assert again["recommended"]["spec"] in ("flops@0.85", "snip@0.85")
+
+
+def test_without_a_rule_at_90_percent_the_report_names_the_most_precise_uninflated_one(
+        tmp_path: Path) -> None:
+    """No rule reaches 90 % here (a loser sits at the top of every measure), so the
+    report says so and names the most precise rule at recall >= 50 %; params would be
+    it, but Seq3 everywhere raises it, so flops is named."""
+    import json
+
+    from benchmarks.calibration_report import markdown, table
+
+    def lines(path: Path, rows: list[dict]) -> Path:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return path
+
+    names = ["original", *(f"g{i}" for i in range(1, 9)), "seq3-4-all"]
+    acc = dict(zip(names, (0.75, 0.70, 0.75, 0.745, 0.742, 0.65, 0.74, 0.62, 0.60, 0.71),
+                   strict=True))  # g1 loses at the top; g2, g3, g4 and g6 keep
+    flops = dict(zip(names, (1.0, 0.97, 0.9, 0.85, 0.8, 0.7, 0.65, 0.4, 0.3, 1.0),
+                     strict=True))
+    # params ranks g6 above g5 (params@0.75: 4 of 6 keep, 67 %; flops@0.8: 3 of 5, 60 %)
+    params = {**flops, "g5": 0.6, "g6": 0.75, "seq3-4-all": 4.0}
+    results = lines(tmp_path / "r.jsonl", [
+        {"name": f"{n}-s0", "tags": [n], "accuracy": acc[n]} for n in names])
+    measures = lines(tmp_path / "m.jsonl", [
+        {"name": n, "measures": {"flops": 100 * flops[n], "params": 10 * params[n]}}
+        for n in names])
+    study = table(results, measures, splits=40, synthetic=tmp_path / "none.jsonl")
+    rows = {row["measure"]: row for row in study["rows"]}
+    assert rows["params"]["inflated"] == pytest.approx(4.0)
+    assert rows["flops"]["inflated"] == pytest.approx(1.0)
+    best = study["recommended"]
+    assert best is not None and not best["reaches"]
+    assert best["measures"] == ["flops"] and best["spec"] == "flops@0.8"
+    text = markdown(study)
+    assert "none reaches it; the most precise eligible rule fitted at recall >= 50% is " \
+           "`--capacity flops@0.8`" in text
+    assert text.split("| params |")[1].splitlines()[0].endswith("| 4.00 |")
