@@ -42,7 +42,7 @@ class BenchSearch:
 def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: float,
                    seed: int, population: int, out: Path, jobs: int | None = None,
                    cache: str | None = None, fisher_bn: str = RunConfig.fisher_bn,
-                   threshold: float = RunConfig.threshold,
+                   threshold: float | None = RunConfig.threshold,
                    capacity: str = RunConfig.capacity,
                    data: str = RunConfig.data) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name under `out`.

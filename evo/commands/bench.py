@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--seed", type=o.SEED.arg(), default=d.seed,
                         help=f"searches' seed (default {d.seed})")
     source.add_argument("--jobs", type=o.JOBS.arg(), help="parallel builds (default: all cores)")
-    source.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
-                        help=f"the searches' capacity threshold (default {d.threshold})")
+    source.add_argument("--threshold", type=o.THRESHOLD.arg(), default=None,
+                        help="the searches' capacity threshold (default: 0.6 for flops "
+                             "alone, 1.0 otherwise)")
     source.add_argument("--capacity", metavar="CHECK", default=d.capacity,
                         help=f"the searches' capacity check (default {d.capacity}; see "
                              f"evo run --help)")

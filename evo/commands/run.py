@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         EVALUATORS,
         FISHER_BN_MODES,
         STRATEGIES,
+        THRESHOLD_HELP,
         RunConfig,
     )
 
@@ -63,9 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cap = parser.add_argument_group("capacity")
     cap.add_argument("--capacity", default=d.capacity, metavar="CHECK",
                      help=CAPACITY_HELP)
-    cap.add_argument("--threshold", type=o.THRESHOLD.arg(), default=d.threshold,
-                     help="legal when the capacity measure >= threshold x the original's "
-                          "(default 1.0)")
+    cap.add_argument("--threshold", type=o.THRESHOLD.arg(), default=None,
+                     help=THRESHOLD_HELP)
     cap.add_argument("--scope", choices=("network", "layer"), default=d.scope,
                      help="compare the measure for the whole network or per layer "
                           "(fisher, params, flops)")

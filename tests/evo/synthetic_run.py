@@ -38,6 +38,7 @@ def write_run(folder: Path, plan: list[Planned], **config) -> Path:
     """A finished run of `plan`, one checkpoint per generation (population: all)."""
     folder.mkdir(parents=True)
     RunConfig(**{"model": "tiny", "population": 4, "generations": 1, "evaluator": "analytic",
+                 "capacity": "fisher",  # the planned capacities are Fisher Potentials
                  **config}).save(folder)
     store = RunStore.create(folder)
     session = store.start_session(os.getpid(), "evo run")

@@ -160,10 +160,15 @@ def test_bench_searches_carry_the_check(tmp_path) -> None:
     configs = search_configs("tiny", None, 60.0, 0, 8, tmp_path, capacity="flops@0.5",
                              data="synthetic")
     assert {c.capacity for c in configs.values()} == {"flops@0.5"}
-    others = search_configs("tiny", None, 60.0, 0, 8, tmp_path)
+    others = search_configs("tiny", None, 60.0, 0, 8, tmp_path, capacity="fisher")
     with pytest.raises(UsageError, match="capacity 'fisher', not 'flops@0.5'"):
         _same_search(others["search"], configs["search"], tmp_path)
     # the program-only twin makes no neural change: reused whatever the check
     _same_search(others["program-only"], configs["program-only"], tmp_path)
     with pytest.raises(UsageError, match="neural False, not True"):
         _same_search(others["program-only"], configs["search"], tmp_path)
+    # the default check is flops at the study's threshold, unless told otherwise
+    default = search_configs("tiny", None, 60.0, 0, 8, tmp_path)["search"]
+    assert (default.capacity, default.threshold) == ("flops", 0.6)
+    with pytest.raises(UsageError, match="threshold 0.6, not 1.0"):
+        _same_search(default, configs["search"], tmp_path)

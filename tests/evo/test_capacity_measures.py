@@ -121,7 +121,7 @@ def test_a_network_without_logits_can_be_searched_program_only(tmp_path, capsys)
     model = f"{Path(__file__).with_name('bench_nets.py')}:one_conv"
     base = ["run", "--model", model, "--input-shape", "1,3,8,8", "--evaluator", "analytic",
             "--population", "4", "--generations", "1", "--quiet"]
-    for extra, needs in (([], "the Fisher Potential needs them"),
+    for extra, needs in ((["--capacity", "fisher"], "the Fisher Potential needs them"),
                          (["--capacity", "synflow"], "synflow needs them")):
         assert main([*base, *extra, "--out", str(tmp_path / "neural")]) == 2
         err = capsys.readouterr().err.strip()
@@ -132,8 +132,10 @@ def test_a_network_without_logits_can_be_searched_program_only(tmp_path, capsys)
     measure = search_measure(RunConfig(model=model, neural=False), network)
     assert isinstance(measure, Unchanged) and measure.original().total == 1.0
     assert measure.of(GENOME).error  # neural genes are never measured as unchanged
-    # flops need no logits: a neural search of the backbone with them runs
+    # flops need no logits: a neural search of the backbone with them runs, and they
+    # are the default check
     assert main([*base, "--capacity", "flops", "--threshold", "0.5",
                  "--out", str(tmp_path / "f")]) == 0
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
     classifier = load_network("tiny")
     assert not isinstance(search_measure(RunConfig(neural=False), classifier), Unchanged)

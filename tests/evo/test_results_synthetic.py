@@ -58,7 +58,8 @@ RNG_STATE = np.random.default_rng(0).bit_generator.state  # a store must hold a 
 def make_run(folder: Path, sessions: str = "completed") -> Path:
     """A three-generation run of `tiny`; `sessions` is completed, killed or open."""
     folder.mkdir(parents=True)
-    RunConfig(model="tiny", population=4, generations=2, evaluator="analytic").save(folder)
+    RunConfig(model="tiny", population=4, generations=2, evaluator="analytic",
+              capacity="fisher").save(folder)  # PLAN holds Fisher Potentials
     store = RunStore.create(folder)
     session = store.start_session(os.getpid(), "evo run --model tiny")
     individuals, evaluations = {}, {}

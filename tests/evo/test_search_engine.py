@@ -236,7 +236,7 @@ def test_config_fisher_bn_default_and_runs_from_before_the_option(tmp_path):
 def test_capacity_is_computed_on_every_local_core(tmp_path) -> None:
     from evo.measure.evaluator import available_cores
 
-    context = build_context(RunConfig(model="tiny", evaluator="analytic",
+    context = build_context(RunConfig(model="tiny", evaluator="analytic", capacity="fisher",
                                       cache=str(tmp_path / "cache.sqlite")))
     try:
         assert context.evaluate.fisher.threads == available_cores()
