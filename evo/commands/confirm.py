@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   evo confirm runs/resnet20 --data imagefolder:cifar10-train-jpeg.zip --list
   # the whole front, 10 epochs, two seeds per candidate
   evo confirm runs/resnet20 --data imagefolder:train.zip --all --epochs 10 --seeds 0,1
+  # another run of resnet20: take the original's trainings from the first one
+  evo confirm runs/r20-b --data imagefolder:train.zip --reuse runs/r20/confirm-e5/results.jsonl
 """
 
 
@@ -47,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "one keeps accuracy")
     parser.add_argument("--list", action="store_true",
                         help="train nothing: show the candidates and what is known")
+    parser.add_argument("--reuse", action="append", default=[], metavar="RESULTS.jsonl",
+                        help="adopt finished trainings with exactly the same settings from "
+                             "this results file (another confirm's, a study's) instead of "
+                             "training them again; repeatable")
     parser.add_argument("--out", metavar="DIR",
                         help="trainings and confirm.json (default RUN_DIR/confirm-eEPOCHS)")
     parser.add_argument("--val-split", type=o.count(0, 10**8).arg(), default=5000,
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from evo.errors import UsageError
     from evo.measure.evaluator import available_cores
     from evo.networks.zoo import ZOO
-    from evo.training.confirm import Plan, confirm
+    from evo.training.confirm import Plan, confirm, reusable
     from evo.training.data import data_key, load_train_data
     from evo.training.speed import native_bf16
     from evo.training.trainer import TrainSettings
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run) / f"confirm-e{args.epochs}"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a folder")
+    reuse = reusable([Path(path) for path in args.reuse])
     loaded = {}
     if not args.list:  # read (and check) the data before anything is written
         loaded[(base.data, base.val_split, base.split_seed)] = load_train_data(
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{doing} {args.run} ({model}): {args.epochs}-epoch trainings, {precision}, "
           f"{threads} thread(s), in {out}", flush=True)
     summary = confirm(snap, plan, out, threads, loaded, on_verdict=_say_verdict,
-                      train_all=args.all, dry_run=args.list)
+                      train_all=args.all, dry_run=args.list, reuse=reuse)
     print(table(summary))
     return 0
 

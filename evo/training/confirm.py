@@ -15,7 +15,9 @@ keeps accuracy by definition, so nothing slower is worth training.
 Trainings are named by neural genome (`original-sS`, `n<hash>-sS`), so a rerun, also
 after the search went on, reuses every training already done; each appends one line
 to `OUT/results.jsonl` (`evo.training.queue`) and a stopped one resumes from its
-last epoch. `OUT/confirm.json` holds the verdicts.
+last epoch. `OUT/confirm.json` holds the verdicts. Trainings with exactly a job's
+settings in other results files (another run's confirm, a benchmark's study) can be
+adopted instead of repeated (`reusable`, `adopt`).
 """
 
 from __future__ import annotations
@@ -124,6 +126,47 @@ def trained(plan: Plan, candidate: Candidate, out: Path) -> list[float] | None:
     return values
 
 
+def reusable(files: list[Path]) -> list[dict[str, Any]]:
+    """The finished trainings in other results files (`--reuse`): JSON lines with a
+    name, settings and an accuracy; a missing or unreadable file is a UsageError."""
+    rows = []
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"--reuse {path}: no such results file")
+        try:
+            found = finished(path)
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"--reuse {path}: unreadable ({error})") from None
+        rows += [{**row, "reused_from": f"{path}:{row['name']}"} for row in found.values()
+                 if isinstance(row.get("settings"), dict)
+                 and isinstance(row.get("accuracy"), (int, float))]
+    return rows
+
+
+def adopt(jobs: list[Job], out: Path, rows: list[dict[str, Any]]) -> int:
+    """Append to OUT/results.jsonl, under the job's name, a reusable training with
+    exactly a job's settings, for every job not finished there; returns how many."""
+    done, adopted = finished(out / RESULTS), 0
+    for job in jobs:
+        if job.name in done:
+            continue
+        wanted = job.settings.to_json()
+        match = _match(job, rows)
+        if match is None:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / RESULTS).open("a") as handle:
+            handle.write(json.dumps({**match, "name": job.name, "settings": wanted}) + "\n")
+        adopted += 1
+    return adopted
+
+
+def _match(job: Job, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    wanted = job.settings.to_json()
+    return next((row for row in rows
+                 if TrainSettings.from_saved(row["settings"]) == wanted), None)
+
+
 def verdict(accuracies: list[float], original: list[float], tolerance: float) -> bool:
     """Kept: the mean accuracy is at least the original's mean minus `tolerance` points."""
     mean, _ = mean_and_spread(accuracies)
@@ -134,11 +177,14 @@ def verdict(accuracies: list[float], original: list[float], tolerance: float) ->
 def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
             loaded: dict[tuple[str, int, int], TrainData],
             on_verdict: Callable[[dict[str, Any]], None] | None = None,
-            train_all: bool = False, dry_run: bool = False) -> dict[str, Any]:
+            train_all: bool = False, dry_run: bool = False,
+            reuse: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train the original, then the candidates fastest first until one keeps accuracy
     (or every one with `train_all`; none with `dry_run`, which reports what is trained
     already); returns the summary, also written to OUT/confirm.json after every verdict
-    (unless `dry_run`). `on_verdict` gets each candidate's row as it is judged."""
+    (unless `dry_run`). `on_verdict` gets each candidate's row as it is judged;
+    trainings in `reuse` (`reusable`) with a job's exact settings are adopted, not
+    repeated."""
     listed = candidates(snap)
     original = next((c for c in listed if c.is_original), None)
     if original is None:
@@ -149,7 +195,12 @@ def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
 
     def train(candidate: Candidate) -> list[float] | None:
         values = trained(plan, candidate, out)
+        if values is None and dry_run:  # what --reuse would give, nothing written
+            matches = [_match(job, reuse or []) for job in plan.jobs(candidate)]
+            if all(matches):
+                values = [float(row["accuracy"]) for row in matches]
         if values is None and not dry_run:
+            adopt(plan.jobs(candidate), out, reuse or [])
             run_queue(plan.jobs(candidate), out / RESULTS, out, threads, loaded=loaded)
             values = trained(plan, candidate, out)
         return values

@@ -104,6 +104,16 @@ def test_confirm_trains_the_original_then_stops_at_the_first_kept_and_resumes(
     summary = json.loads((out / "confirm.json").read_text())
     assert [r["kept"] for r in summary["candidates"]] == [True, True]
 
+    # a second run (the same plan) adopts every training from the first one's results
+    other = write_run(tmp_path / "other", plan())
+    assert main(["confirm", str(other), *common[1:], "--original-seeds", "0,1",
+                 "--tolerance", "100", "--all", "--reuse", str(out / "results.jsonl")]) == 0
+    adopted = lines(other / "confirm-e1" / "results.jsonl")
+    assert [row["name"] for row in adopted] == [row["name"] for row in rows]
+    assert [row["accuracy"] for row in adopted] == [row["accuracy"] for row in rows]
+    assert all(row["reused_from"].startswith(str(out / "results.jsonl")) for row in adopted)
+    assert not any((other / "confirm-e1" / row["name"]).exists() for row in adopted)
+
     # the same folder with another recipe: refused, nothing added
     before = (out / "results.jsonl").read_text()
     code = main(["confirm", *common, "--original-seeds", "0,1", "--out", str(out),
@@ -124,6 +134,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         ([str(run), "--data", f"imagefolder:{images}", "--original-seeds", "1,1"],
          "distinct"),
         ([str(run), "--data", f"imagefolder:{images}", "--tolerance", "nan"], "tolerance"),
+        ([str(run), "--data", f"imagefolder:{images}", "--reuse", str(tmp_path / "no.jsonl")],
+         "no such results file"),
     ]
     for argv, needle in cases:
         assert main(["confirm", *argv]) == 2, argv
