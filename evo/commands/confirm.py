@@ -147,17 +147,18 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"original: {_accuracy(reference)}; keeping accuracy means >= "
                      f"{floor:.2f} %")
     base_ms = original["latency_ms"]
-    lines.append(f"{'id':>7}  {'ms':>9}  {'speedup':>7}  {'capacity':>8}  "
+    lines.append(f"{'id':>7}  {'ms':>9}  {'speedup':>7}  {'capacity':>9}  "
                  f"{'accuracy':>16}  verdict     neural changes")
     for row in [*summary["candidates"], original]:
         speedup = base_ms / row["latency_ms"] if base_ms == base_ms else float("nan")
-        capacity = "-" if row["capacity"] is None else f"{row['capacity']:.4g}"
+        ratio = row.get("capacity_ratio")
+        capacity = "-" if ratio is None else f"{ratio:.3f}x"
         if row is original:
             verdict = "original"
         else:
             verdict = {None: "-", True: "kept", False: "lost"}[row["kept"]]
         lines.append(f"{row['individual']:>7}  {row['latency_ms']:>9.4f}  {speedup:>6.2f}x  "
-                     f"{capacity:>8}  {_accuracy(row['accuracies']):>16}  {verdict:<10}  "
+                     f"{capacity:>9}  {_accuracy(row['accuracies']):>16}  {verdict:<10}  "
                      f"{row['changes']}")
     best = summary["fastest_kept"]
     if best is not None:

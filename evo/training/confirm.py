@@ -226,10 +226,14 @@ def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
 
 def _summary(snap: RunSnapshot, plan: Plan, listed: list[Candidate], original: Candidate,
              tried: list[Candidate]) -> dict[str, Any]:
+    base = snap.original.fisher if snap.original is not None else None
+
     def row(c: Candidate) -> dict[str, Any]:
+        ratio = (c.capacity / base if c.capacity is not None and base
+                 and math.isfinite(base) and math.isfinite(c.capacity) else None)
         return {"individual": c.ident, "latency_ms": c.latency_ms, "capacity": c.capacity,
-                "neural": c.neural.to_json(), "changes": c.changes(),
-                "accuracies": None, "kept": None}
+                "capacity_ratio": ratio, "neural": c.neural.to_json(),
+                "changes": c.changes(), "accuracies": None, "kept": None}
 
     return {"run": str(snap.folder), "model": snap.config.model,
             "recipe": {k: v for k, v in plan.base.to_json().items() if k not in
