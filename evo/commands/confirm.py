@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 HELP = ("Confirm by training which of a run's fastest networks keep accuracy: train the "
-        "original network (a few seeds) and then the run's latency-capacity front, fastest "
-        "first, with one short recipe, until a network's validation accuracy is within "
-        "--tolerance points of the original's; name it and the speedup it keeps. Resumable: "
-        "run it again to continue.")
+        "original network (a few seeds) and then networks of the run's latency-capacity "
+        "front with one short recipe (by bisection, or fastest first) to find the fastest "
+        "whose validation accuracy is within --tolerance points of the original's; name it "
+        "and the speedup it keeps. Resumable: run it again to continue.")
 
 EXAMPLES = """examples:
   # 5-epoch trainings on a held-out split of your images, at most 5 candidates
@@ -42,11 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="POINTS",
                         help="kept: mean accuracy at most this many points below the "
                              "original's mean (default 1.0)")
+    parser.add_argument("--order", choices=("bisect", "fastest"), default="bisect",
+                        help="bisect (default): halve the front between the fastest network "
+                             "not ruled out and the fastest known to keep accuracy (about "
+                             "log2 of the front's size in trainings, if accuracy rises along "
+                             "it); fastest: fastest first until one keeps accuracy")
     parser.add_argument("--candidates", type=o.count(1, 1_000_000).arg(), default=5,
-                        metavar="N", help="train at most N candidates (default 5)")
+                        metavar="N", help="judge at most N networks besides the original "
+                                          "(default 5)")
     parser.add_argument("--all", action="store_true",
-                        help="train every candidate (up to --candidates), not only until "
-                             "one keeps accuracy")
+                        help="train every network of the front, fastest first (up to "
+                             "--candidates)")
     parser.add_argument("--list", action="store_true",
                         help="train nothing: show the candidates and what is known")
     parser.add_argument("--reuse", action="append", default=[], metavar="RESULTS.jsonl",
@@ -119,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{doing} {args.run} ({model}): {args.epochs}-epoch trainings, {precision}, "
           f"{threads} thread(s), in {out}", flush=True)
     summary = confirm(snap, plan, out, threads, loaded, on_verdict=_say_verdict,
-                      train_all=args.all, dry_run=args.list, reuse=reuse)
+                      train_all=args.all, dry_run=args.list, reuse=reuse,
+                      order=args.order)
     print(table(summary))
     return 0
 
@@ -167,10 +174,6 @@ def table(summary: dict[str, Any]) -> str:
                      f"{row['latency_ms']:.4f} ms, {base_ms / row['latency_ms']:.2f}x the "
                      f"original's fastest schedule; export it with: evo export "
                      f"{summary['run']} --id {best} --out DIR")
-    untried = summary["front"] - len(summary["candidates"])
-    if untried > 0:
-        lines.append(f"{untried} slower candidate(s) of the front not listed "
-                     "(--candidates)")
     return "\n".join(lines)
 
 

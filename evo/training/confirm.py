@@ -2,9 +2,11 @@
 
 A capacity check is a cheap filter: on resnet20 no measure we studied accepts only
 networks that keep accuracy (benchmarks/RESULTS.md, the calibration study), so a
-search's fastest legal network may have lost some. `confirm` trains the original
-network (a few seeds, for the noise) and then the run's candidates, fastest first,
-with one short recipe, until one keeps the original's accuracy within a tolerance.
+search's fastest legal network may have lost some, and a search drives straight to
+the edge of what is legal. `confirm` trains the original network (a few seeds, for
+the noise) and then the run's candidates with one short recipe, to find the fastest
+that keeps the original's accuracy within a tolerance: by bisection along the front
+by default (`walk`), fastest first on request.
 
 Candidates (`candidates`): among the run's legal, measured individuals, the fastest
 one of each neural genome (program genes do not change what is learned), kept when
@@ -95,7 +97,7 @@ def candidates(snap: RunSnapshot) -> list[Candidate]:
 class Plan:
     """What to train: the recipe (`base`, the original network at seed 0), the seeds of
     the original and of each candidate, the tolerance in accuracy points, and at most
-    how many candidates besides the original (None: all)."""
+    how many candidates besides the original to judge (None: no limit)."""
 
     base: TrainSettings
     original_seeds: tuple[int, ...]
@@ -174,24 +176,61 @@ def verdict(accuracies: list[float], original: list[float], tolerance: float) ->
     return mean >= floor - 1e-12
 
 
+ORDERS = ("bisect", "fastest")
+
+
+def walk(count: int, judge: Callable[[int], bool | None], order: str = "bisect",
+         budget: int | None = None, train_all: bool = False) -> list[int]:
+    """Judge candidates 0..count-1 (fastest first; `count` stands for the original,
+    kept by definition) in `order` until the fastest kept one is found, at most `budget`
+    of them; returns the indices judged. `bisect` assumes accuracy rises along the
+    front (each slower candidate has more capacity) and halves the interval between
+    the fastest candidate not yet ruled out and the fastest known to keep accuracy;
+    `fastest` tries them in order; `train_all` judges every one (up to `budget`),
+    fastest first. `judge` returns None when it cannot tell (stop)."""
+    if order not in ORDERS:
+        raise UsageError(f"--order {order!r}: choose {' or '.join(ORDERS)}")
+    limit = count if budget is None else min(budget, count)
+    judged: list[int] = []
+    if train_all or order == "fastest":
+        for index in range(count):
+            if len(judged) >= limit:
+                break
+            kept = judge(index)
+            if kept is None:
+                break
+            judged.append(index)
+            if kept and not train_all:
+                break
+        return judged
+    low, high = 0, count
+    while low < high and len(judged) < limit:
+        middle = (low + high) // 2
+        kept = judge(middle)
+        if kept is None:
+            break
+        judged.append(middle)
+        low, high = (low, middle) if kept else (middle + 1, high)
+    return judged
+
+
 def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
             loaded: dict[tuple[str, int, int], TrainData],
             on_verdict: Callable[[dict[str, Any]], None] | None = None,
             train_all: bool = False, dry_run: bool = False,
-            reuse: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Train the original, then the candidates fastest first until one keeps accuracy
-    (or every one with `train_all`; none with `dry_run`, which reports what is trained
-    already); returns the summary, also written to OUT/confirm.json after every verdict
-    (unless `dry_run`). `on_verdict` gets each candidate's row as it is judged;
-    trainings in `reuse` (`reusable`) with a job's exact settings are adopted, not
-    repeated."""
+            reuse: list[dict[str, Any]] | None = None,
+            order: str = "bisect") -> dict[str, Any]:
+    """Train the original, then candidates of the front (`walk` in `order`, at most
+    `plan.max_candidates`) until the fastest that keeps accuracy is found (every one
+    with `train_all`; none with `dry_run`, which reports what is known already);
+    returns the summary, also written to OUT/confirm.json after every verdict (unless
+    `dry_run`). `on_verdict` gets each candidate's row as it is judged; trainings in
+    `reuse` (`reusable`) with a job's exact settings are adopted, not repeated."""
     listed = candidates(snap)
     original = next((c for c in listed if c.is_original), None)
     if original is None:
         original = Candidate(1, math.nan, None, NetworkGenome())
     tried = [c for c in listed if not c.is_original]
-    if plan.max_candidates is not None:
-        tried = tried[:plan.max_candidates]
 
     def train(candidate: Candidate) -> list[float] | None:
         values = trained(plan, candidate, out)
@@ -210,16 +249,20 @@ def confirm(snap: RunSnapshot, plan: Plan, out: Path, threads: int,
     summary["original"]["accuracies"] = reference
     if reference is None:
         return summary
-    for row, candidate in zip(summary["candidates"], tried, strict=True):
-        values = train(candidate)
+
+    def judge(index: int) -> bool | None:
+        values = train(tried[index])
         if values is None:
-            break
+            return None
+        row = summary["candidates"][index]
         row.update(accuracies=values, kept=verdict(values, reference, plan.tolerance))
         _publish(summary, out, dry_run)
         if on_verdict is not None:
             on_verdict(row)
-        if row["kept"] and not train_all:
-            break
+        return row["kept"]
+
+    summary["order"] = "fastest, all" if train_all else order
+    walk(len(tried), judge, order, plan.max_candidates, train_all)
     _publish(summary, out, dry_run)
     return summary
 

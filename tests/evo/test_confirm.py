@@ -12,7 +12,7 @@ from PIL import Image
 
 from evo.analysis import load_run
 from evo.cli import main
-from evo.training.confirm import candidates, verdict
+from evo.training.confirm import candidates, verdict, walk
 from tests.evo.synthetic_run import Planned, write_run
 
 TILE = {"gene": "tile", "axis": "co", "factor": 8}
@@ -61,6 +61,22 @@ def test_the_verdict_compares_means_within_the_tolerance() -> None:
     assert not verdict([0.749], original, 0.0)
 
 
+def test_bisection_finds_the_boundary_in_log_trainings_and_fastest_walks_in_order() -> None:
+    def judged(order: str, boundary: int, count: int = 8, budget: int | None = None,
+               train_all: bool = False) -> list[int]:
+        return walk(count, lambda i: i >= boundary, order, budget, train_all)
+
+    assert judged("bisect", 5) == [4, 6, 5]  # 5 is the fastest kept
+    assert judged("bisect", 0) == [4, 2, 1, 0]
+    assert judged("bisect", 8) == [4, 6, 7]  # none kept: the original is the answer
+    assert judged("bisect", 5, budget=2) == [4, 6]
+    assert judged("fastest", 5) == [0, 1, 2, 3, 4, 5]
+    assert judged("fastest", 5, budget=3) == [0, 1, 2]
+    assert judged("bisect", 5, train_all=True) == list(range(8))
+    assert walk(3, lambda i: None if i == 1 else False, "fastest") == [0]  # cannot tell: stop
+    assert walk(0, lambda i: True) == []
+
+
 def write_images(root: Path, per_class: int = 24) -> Path:
     """Ten classes of 32x32 PNGs whose brightness tells the class."""
     rng = np.random.default_rng(0)
@@ -82,7 +98,8 @@ def test_confirm_trains_the_original_then_stops_at_the_first_kept_and_resumes(
     data = f"imagefolder:{write_images(tmp_path / 'images')}"
     common = [str(run), "--data", data, "--val-split", "40", "--epochs", "1",
               "--precision", "fp32", "--threads", "1"]
-    assert main(["confirm", *common, "--original-seeds", "0,1", "--tolerance", "100"]) == 0
+    assert main(["confirm", *common, "--original-seeds", "0,1", "--tolerance", "100",
+                 "--order", "fastest"]) == 0
     out = run / "confirm-e1"
     names = [row["name"] for row in lines(out / "results.jsonl")]
     first = "n" + load_run(run).individual(4).genome.neural.hash()[:12] + "-s0"
