@@ -89,7 +89,12 @@ def format_status(status: dict[str, Any]) -> str:
     if s["generation"] is None:
         rows.append(("generation", "none finished yet"))
     else:
-        rows.append(("generation", f"{s['generation']} of {s['generations_configured']}"
+        configured = s["generations_configured"]
+        if s["generation"] > configured:  # `evo resume --generations` went past it
+            where = f"{s['generation']} (past the configured {configured}: resumed for more)"
+        else:
+            where = f"{s['generation']} of {configured}"
+        rows.append(("generation", where
                      + (f", time budget {_duration(s['time_budget_s'])}"
                         if s["time_budget_s"] else "")))
     share = f" ({s['legal_share']:.0%} of individuals legal)" if s["legal_share"] is not None \

@@ -104,6 +104,10 @@ def test_snapshot_front_best_and_status_of_a_finished_run(tmp_path: Path) -> Non
     text = format_status(status)
     assert "2.50x faster than the original (1.0000 ms)" in text
     assert "last stop    completed" in text and "resume" not in text
+    assert "generation   2 of 2" in text
+    # a run resumed past its configured generations says so, not "5 of 2"
+    assert "generation   5 (past the configured 2: resumed for more)" in format_status(
+        {**status, "generation": 5})
 
 
 def test_lineage_steps_record_gene_edits_and_values(tmp_path: Path) -> None:
