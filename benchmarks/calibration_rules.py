@@ -25,10 +25,11 @@ def rule(accepted: np.ndarray, keeps: np.ndarray) -> dict[str, Any]:
             "recall": hits / keeps.sum() if keeps.any() else None}
 
 
-def fit_thresholds(values: list[np.ndarray], keeps: np.ndarray,
-                   target: float) -> tuple[float, ...] | None:
-    """The thresholds (one per measure, one or two measures) with precision >= `target`
-    and the largest recall on these genomes; None when no thresholds reach `target`."""
+def _grid(values: list[np.ndarray], keeps: np.ndarray
+          ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate threshold of each measure (its distinct values) and, over the
+    grid of them (one axis per measure), how many genomes the rule accepts, how many of
+    those keep accuracy, and the precision (-1 where it accepts none)."""
     candidates = [np.unique(v) for v in values]
     accept = [v[None, :] >= c[:, None] for v, c in zip(values, candidates, strict=True)]
     if len(values) == 1:
@@ -40,6 +41,14 @@ def fit_thresholds(values: list[np.ndarray], keeps: np.ndarray,
         hits = ((first * keeps) @ second.T).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(accepted > 0, hits / accepted, -1.0)
+    return candidates, accepted, hits, precision
+
+
+def fit_thresholds(values: list[np.ndarray], keeps: np.ndarray,
+                   target: float) -> tuple[float, ...] | None:
+    """The thresholds (one per measure, one or two measures) with precision >= `target`
+    and the largest recall on these genomes; None when no thresholds reach `target`."""
+    candidates, accepted, hits, precision = _grid(values, keeps)
     good = precision >= target
     if not good.any():
         return None
@@ -56,17 +65,7 @@ def fit_most_precise(values: list[np.ndarray], keeps: np.ndarray,
     thresholds, on ties); None when there are no keepers."""
     if not keeps.any():
         return None
-    candidates = [np.unique(v) for v in values]
-    accept = [v[None, :] >= c[:, None] for v, c in zip(values, candidates, strict=True)]
-    if len(values) == 1:
-        accepted = accept[0].sum(axis=1).astype(float)
-        hits = (accept[0] & keeps).sum(axis=1).astype(float)
-    else:
-        first, second = (a.astype(np.int64) for a in accept)
-        accepted = (first @ second.T).astype(float)
-        hits = ((first * keeps) @ second.T).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(accepted > 0, hits / accepted, -1.0)
+    candidates, accepted, hits, precision = _grid(values, keeps)
     enough = hits >= min_recall * keeps.sum() - 1e-9
     top = np.where(enough, precision, -np.inf)
     tied = enough & (top >= top.max() - 1e-12)
