@@ -124,8 +124,16 @@ def trained(plan: Plan, candidate: Candidate, out: Path) -> list[float] | None:
         if row.get("settings") != job.settings.to_json():
             raise UsageError(f"{out}: {job.name} was trained with other settings (another "
                              "--epochs, --data or recipe); give another --out")
+        if not _is_accuracy(row.get("accuracy")):
+            raise UsageError(f"{out / RESULTS}: {job.name} has no accuracy in [0, 1] "
+                             f"({row.get('accuracy')!r}); remove its line to train it again")
         values.append(float(row["accuracy"]))
     return values
+
+
+def _is_accuracy(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0.0 <= value <= 1.0)
 
 
 def reusable(files: list[Path]) -> list[dict[str, Any]]:
@@ -140,8 +148,7 @@ def reusable(files: list[Path]) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"--reuse {path}: unreadable ({error})") from None
         rows += [{**row, "reused_from": f"{path}:{row['name']}"} for row in found.values()
-                 if isinstance(row.get("settings"), dict)
-                 and isinstance(row.get("accuracy"), (int, float))]
+                 if isinstance(row.get("settings"), dict) and _is_accuracy(row.get("accuracy"))]
     return rows
 
 

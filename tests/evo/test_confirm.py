@@ -131,6 +131,15 @@ def test_confirm_trains_the_original_then_stops_at_the_first_kept_and_resumes(
     assert all(row["reused_from"].startswith(str(out / "results.jsonl")) for row in adopted)
     assert not any((other / "confirm-e1" / row["name"]).exists() for row in adopted)
 
+    # a reusable line without a real accuracy (NaN here) is never adopted
+    third = write_run(tmp_path / "third", plan())
+    poisoned = tmp_path / "poisoned.jsonl"
+    poisoned.write_text((out / "results.jsonl").read_text().replace(
+        '"accuracy": ', '"accuracy": NaN, "was": ', 1))
+    assert main(["confirm", str(third), *common[1:], "--original-seeds", "0,1",
+                 "--tolerance", "100", "--reuse", str(poisoned), "--list"]) == 0
+    assert "original: not trained yet" in capsys.readouterr().out
+
     # the same folder with another recipe: refused, nothing added
     before = (out / "results.jsonl").read_text()
     code = main(["confirm", *common, "--original-seeds", "0,1", "--out", str(out),
