@@ -93,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
     from evo.errors import UsageError
     from evo.measure.evaluator import available_cores
     from evo.networks.zoo import ZOO
-    from evo.training.confirm import Plan, confirm, reusable
+    from evo.training.confirm import Plan, candidates, confirm, reusable
     from evo.training.data import data_key, load_train_data
     from evo.training.speed import native_bf16
     from evo.training.trainer import TrainSettings
 
     snap = load_run(args.run)
+    if not candidates(snap):
+        raise UsageError(f"{args.run}: no legal, measured individual yet; nothing to confirm")
     model = snap.config.model
     if model not in ZOO and not args.trust_model_code:
         raise UsageError(f"{args.run}: the run's model is code ({model!r}); evo imports it "

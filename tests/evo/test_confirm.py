@@ -152,8 +152,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = write_run(tmp_path / "run", plan())  # synthetic data, as written
     images = write_images(tmp_path / "images", per_class=2)
+    empty = write_run(tmp_path / "empty", [Planned(1, 0, (), "original", {}, None)])
     cases = [
         ([str(tmp_path / "nowhere")], "no such run folder"),
+        ([str(empty), "--data", f"imagefolder:{images}"], "no legal, measured individual"),
         ([str(run)], "synthetic data"),
         ([str(run), "--data", f"imagefolder:{tmp_path / 'missing.zip'}"], "missing.zip"),
         ([str(run), "--data", f"imagefolder:{images}", "--seeds", "0,x"], "comma-separated"),
