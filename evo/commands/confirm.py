@@ -25,6 +25,7 @@ EXAMPLES = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o
+    from evo.commands.train import add_split_arguments
 
     parser.add_argument("run", metavar="RUN_DIR", help="the run folder")
     parser.add_argument("--data", metavar="SPEC",
@@ -61,10 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training them again; repeatable")
     parser.add_argument("--out", metavar="DIR",
                         help="trainings and confirm.json (default RUN_DIR/confirm-eEPOCHS)")
-    parser.add_argument("--val-split", type=o.count(0, 10**8).arg(), default=5000,
-                        metavar="N", help="imagefolder: images held out (default 5000)")
-    parser.add_argument("--split-seed", type=o.SEED.arg(), default=0, metavar="S",
-                        help="imagefolder: seed of the validation split (default 0)")
+    add_split_arguments(parser)
     parser.add_argument("--precision", choices=("bf16", "fp32"),
                         help="every training's arithmetic (default: bf16 where the CPU has "
                              "it natively, else fp32; one choice for all, so they compare)")

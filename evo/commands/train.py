@@ -35,12 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per class; validated on a held-out split), cifar10:DIR "
                              "(data_batch_*.bin + test_batch.bin) or npz:FILE (x, y and "
                              "optionally x_test, y_test)")
-    parser.add_argument("--val-split", type=o.count(0, 10**8).arg(), default=5000, metavar="N",
-                        help="imagefolder: images held out for validation, class-balanced "
-                             "(default 5000)")
-    parser.add_argument("--split-seed", type=o.SEED.arg(), default=0, metavar="S",
-                        help="imagefolder: seed of the validation split (default 0; keep it "
-                             "fixed when comparing trainings)")
+    add_split_arguments(parser)
     parser.add_argument("--train-images", type=o.count(0, 10**9).arg(), default=0,
                         metavar="N",
                         help="train on N of the training images, class-balanced and drawn "
@@ -80,6 +75,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar; one line per epoch")
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--val-split` and `--split-seed`: the held-out split of an imagefolder (shared by
+    every command that trains)."""
+    from evo import options as o
+
+    parser.add_argument("--val-split", type=o.count(0, 10**8).arg(), default=5000, metavar="N",
+                        help="imagefolder: images held out for validation, class-balanced "
+                             "(default 5000)")
+    parser.add_argument("--split-seed", type=o.SEED.arg(), default=0, metavar="S",
+                        help="imagefolder: seed of the validation split (default 0; keep it "
+                             "fixed when comparing trainings)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -159,18 +159,20 @@ def adopt(jobs: list[Job], out: Path, rows: list[dict[str, Any]]) -> int:
     for job in jobs:
         if job.name in done:
             continue
-        wanted = job.settings.to_json()
         match = _match(job, rows)
         if match is None:
             continue
         out.mkdir(parents=True, exist_ok=True)
         with (out / RESULTS).open("a") as handle:
-            handle.write(json.dumps({**match, "name": job.name, "settings": wanted}) + "\n")
+            handle.write(json.dumps({**match, "name": job.name,
+                                     "settings": job.settings.to_json()}) + "\n")
         adopted += 1
     return adopted
 
 
 def _match(job: Job, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first of `rows` trained with exactly the job's settings (older rows' missing
+    fields read as the values they meant, `TrainSettings.from_saved`)."""
     wanted = job.settings.to_json()
     return next((row for row in rows
                  if TrainSettings.from_saved(row["settings"]) == wanted), None)
