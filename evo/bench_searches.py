@@ -44,14 +44,17 @@ def search_configs(model: str, input_shape: tuple[int, ...] | None, budget_s: fl
                    cache: str | None = None, fisher_bn: str = RunConfig.fisher_bn,
                    threshold: float | None = RunConfig.threshold,
                    capacity: str = RunConfig.capacity,
-                   data: str = RunConfig.data) -> dict[str, RunConfig]:
+                   data: str = RunConfig.data,
+                   without_genes: tuple[str, ...] | None = None) -> dict[str, RunConfig]:
     """The full search's and the program-only twin's configs, by folder name under `out`.
+    `without_genes` (None: the check's default) holds for both.
 
     Without `cache`, each search gets `{run}/MEASUREMENT_CACHE`: a cache in its own folder
     that moves with it (resumed from any directory, or copied, archived and restored)."""
     common = dict(model=model, input_shape=input_shape, time_budget_s=budget_s, seed=seed,
                   population=population, generations=BENCH_GENERATIONS, jobs=jobs,
-                  fisher_bn=fisher_bn, threshold=threshold, capacity=capacity, data=data)
+                  fisher_bn=fisher_bn, threshold=threshold, capacity=capacity, data=data,
+                  without_genes=without_genes)
     return {name: RunConfig(**common, neural=neural,
                             cache=cache or f"{RUN_FOLDER}/{MEASUREMENT_CACHE}")
             for name, neural in (("search", True), ("program-only", False))}
@@ -104,7 +107,8 @@ def _same_search(existing: RunConfig, wanted: RunConfig, folder: Path) -> None:
     """Raise UsageError unless `folder`'s search is the one wanted. The capacity check
     does not matter to a program-only search (it makes no neural change), so a
     program-only twin is reused whatever check the full search has."""
-    capacity = ("fisher_bn", "threshold", "capacity", "data") if wanted.neural else ()
+    capacity = ("fisher_bn", "threshold", "capacity", "data", "without_genes") \
+        if wanted.neural else ()
     for name in ("model", "input_shape", "time_budget_s", "seed", "population", "neural",
                  *capacity):
         have, want = getattr(existing, name), getattr(wanted, name)

@@ -29,6 +29,10 @@ def run_status(snap: RunSnapshot) -> dict[str, Any]:
         "population": config.population,
         "generations_configured": config.generations,
         "time_budget_s": config.time_budget_s,
+        "neural": config.neural,
+        "capacity": config.capacity,
+        "threshold": config.threshold,
+        "without_genes": list(config.without_genes or ()),
         "generation": last.generation if last else None,
         "evaluations": last.evaluations if last else 0,
         "individuals": len(snap.individuals),
@@ -80,12 +84,23 @@ def _session_stop(session: dict[str, Any] | None) -> dict[str, Any] | None:
             "command": session["command"]}
 
 
+def _check_text(status: dict[str, Any]) -> str:
+    """What made a neural change legal in the run, and the gene kinds it never drew."""
+    if not status["neural"]:
+        return "program-only: the network is never changed"
+    text = f"{status['capacity']} at {status['threshold']:g}x the original's"
+    if status["without_genes"]:
+        text += f"; never draws {', '.join(status['without_genes'])}"
+    return text
+
+
 def format_status(status: dict[str, Any]) -> str:
     """The status as aligned `key  value` lines."""
     s = status
     rows = [("run", s["run"]),
             ("model", f"{s['model']} (strategy {s['strategy']}, evaluator {s['evaluator']}, "
-                      f"population {s['population']})")]
+                      f"population {s['population']})"),
+            ("check", _check_text(s))]
     if s["generation"] is None:
         rows.append(("generation", "none finished yet"))
     else:

@@ -24,7 +24,7 @@ DEFAULT_PEERS = "torch_compile,onnxruntime,openvino"  # evo.bench.peers.DEFAULT_
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evo import options as o
-    from evo.search.config import FISHER_BN_MODES, RunConfig
+    from evo.search.config import FISHER_BN_MODES, RunConfig, parse_gene_list
 
     d = RunConfig()
     source = parser.add_argument_group("what to benchmark (--model or --run)")
@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"run --help)")
     source.add_argument("--fisher-bn", choices=FISHER_BN_MODES, default=d.fisher_bn,
                         help="the searches' Fisher Potential BatchNorm mode (see evo run)")
+    source.add_argument("--without-genes", type=parse_gene_list, metavar="NAMES",
+                        help="gene kinds the searches never draw, or 'none' (default: "
+                             "those the capacity check cannot see; see evo run --help)")
     source.add_argument("--cache", metavar="PATH",
                         help="one measurement cache for both searches (default: each its "
                              "own, in its folder, so neither starts with the other's "
@@ -108,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
     from evo.bench_report import benchmark, format_table
 
     if args.run is not None:
-        if args.time_budget or args.input_shape:
-            raise UsageError("--time-budget and --input-shape go with --model, not --run")
+        if args.time_budget or args.input_shape or args.without_genes is not None:
+            raise UsageError("--time-budget, --input-shape and --without-genes go with "
+                             "--model, not --run")
         run_dir = Path(args.run)
         program_run = Path(args.program_run) if args.program_run else None
         out = Path(args.out) if args.out else None
@@ -186,7 +190,7 @@ def _searches(args: argparse.Namespace):
     shape = parse_input_shape(args.input_shape) if args.input_shape else None
     configs = search_configs(args.model, shape, budget, args.seed, args.population, out,
                              args.jobs, args.cache, args.fisher_bn, args.threshold,
-                             args.capacity, args.data)
+                             args.capacity, args.data, args.without_genes)
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the benchmark's result alone
         searches = run_bench_searches(configs, out, quiet=args.quiet)
     for search in searches:

@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         FISHER_BN_MODES,
         STRATEGIES,
         THRESHOLD_HELP,
+        WITHOUT_GENES_HELP,
         RunConfig,
+        parse_gene_list,
     )
 
     d = RunConfig()
@@ -66,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=CAPACITY_HELP)
     cap.add_argument("--threshold", type=o.THRESHOLD.arg(), default=None,
                      help=THRESHOLD_HELP)
+    cap.add_argument("--without-genes", type=parse_gene_list, metavar="NAMES",
+                     help=WITHOUT_GENES_HELP)
     cap.add_argument("--scope", choices=("network", "layer"), default=d.scope,
                      help="compare the measure for the whole network or per layer "
                           "(fisher, params, flops)")
@@ -120,7 +124,7 @@ def config_from_args(args: argparse.Namespace):
         fisher_batch=args.fisher_batch, fisher_bn=args.fisher_bn,
         crossover_prob=args.crossover_prob,
         initial_genes=args.initial_genes, neural=not args.program_only,
-        build_timeout_s=args.build_timeout,
+        build_timeout_s=args.build_timeout, without_genes=args.without_genes,
     )
 
 

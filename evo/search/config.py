@@ -42,6 +42,31 @@ THRESHOLD_HELP = ("legal when the capacity measure >= threshold x the original's
 def default_threshold(capacity: str) -> float:
     """The --threshold a check has when none is given (see DEFAULT_THRESHOLDS)."""
     return DEFAULT_THRESHOLDS.get(capacity, 1.0)
+
+
+def default_without_genes(capacity: str, neural: bool = True) -> tuple[str, ...]:
+    """The gene kinds a search with `capacity` never draws unless told otherwise: those
+    the check cannot see (`evo.capacity.check.unseen_genes`), none for a program-only
+    search (it draws no neural gene anyway)."""
+    from evo.capacity.check import unseen_genes
+
+    return unseen_genes(capacity) if neural else ()
+
+
+WITHOUT_GENES_HELP = ("comma-separated gene kinds the search never draws, or 'none' "
+                      "(default: those the capacity check cannot see: split_rows for "
+                      "every check but fisher, since Seq3 keeps FLOPs and parameters and "
+                      "cost 7-15 points of trained accuracy on resnet20; see "
+                      "docs/capacity.md)")
+
+
+def parse_gene_list(text: str) -> tuple[str, ...]:
+    """--without-genes's value: 'none' or comma-separated names (checked by RunConfig)."""
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 # Measures with per-slot values, which --scope layer can check.
 PER_LAYER_MEASURES = ("fisher", "params", "flops")
 
@@ -75,6 +100,7 @@ class RunConfig:
     max_attempts: int = 20
     neural: bool = True
     build_timeout_s: float = 60.0
+    without_genes: tuple[str, ...] | None = None  # None: default_without_genes(...)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -88,6 +114,7 @@ class RunConfig:
         object.__setattr__(self, "capacity", canonical(self.capacity))  # UsageError if bad
         if self.threshold is None:
             object.__setattr__(self, "threshold", default_threshold(self.capacity))
+        object.__setattr__(self, "without_genes", self._checked_without_genes())
         self._check_numbers()
         if self.fisher_bn not in FISHER_BN_MODES:
             raise UsageError(f"--fisher-bn {self.fisher_bn!r}: choose "
@@ -99,6 +126,22 @@ class RunConfig:
             raise UsageError(f"--scope layer: --capacity {self.capacity} has no per-layer "
                              f"values (only {', '.join(PER_LAYER_MEASURES)} alone); use "
                              f"--scope network")
+
+    def _checked_without_genes(self) -> tuple[str, ...]:
+        """--without-genes as sorted known gene names; when not given, the genes the
+        capacity check cannot see (`default_without_genes`)."""
+        if self.without_genes is None:
+            return default_without_genes(self.capacity, self.neural)
+        if isinstance(self.without_genes, str) or not all(
+                isinstance(name, str) for name in self.without_genes):
+            raise UsageError(f"--without-genes {self.without_genes!r}: expected gene names")
+        from genomes.genes import GENES
+
+        unknown = sorted(set(self.without_genes) - set(GENES))
+        if unknown:
+            raise UsageError(f"--without-genes: unknown gene(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(GENES)}")
+        return tuple(sorted(set(self.without_genes)))
 
     def _check_numbers(self) -> None:
         """Every numeric field in its range (`evo.options`), finite: NaN or an infinity
@@ -150,6 +193,7 @@ class RunConfig:
     def to_json(self) -> dict:
         data = asdict(self)
         data["input_shape"] = list(self.input_shape) if self.input_shape else None
+        data["without_genes"] = list(self.without_genes or ())
         return data
 
     @classmethod
@@ -166,8 +210,11 @@ class RunConfig:
             data = {**data, "capacity": "fisher"}
         if data.get("threshold") is None:  # every run wrote it; 1.0 was the only default
             data = {**data, "threshold": 1.0}
-        if data.get("input_shape") is not None:
-            data = {**data, "input_shape": tuple(data["input_shape"])}
+        if "without_genes" not in data:  # written before the option: every gene was drawn
+            data = {**data, "without_genes": []}
+        for name in ("input_shape", "without_genes"):
+            if isinstance(data.get(name), list):
+                data = {**data, name: tuple(data[name])}
         try:
             return cls(**data)
         except TypeError as exc:

@@ -12,8 +12,8 @@ slots' measured conv latencies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evo.capacity import FisherPotential, violation
@@ -112,14 +112,17 @@ class SearchContext:
         self.evaluate.close()
 
 
-def network_view(network: Network) -> CachedView:
-    """The operators' view of `network`: slots, effective specs, validity."""
+def network_view(network: Network, without_genes: Collection[str] = ()) -> CachedView:
+    """The operators' view of `network`: slots (each allowing its gene kinds but those in
+    `without_genes`, which no mutation then draws), effective specs, validity."""
 
     def decode(genome: NetworkGenome) -> tuple[dict[str, LayerSpec], str | None]:
         transform = transform_network(network, genome, plans_only=True)
         return {k: p.spec for k, p in transform.plans.items()}, transform.error
 
-    return CachedView(network.slots, decode)
+    slots = [replace(slot, allowed=tuple(g for g in slot.allowed if g not in without_genes))
+             for slot in network.slots]
+    return CachedView(slots, decode)
 
 
 def build_context(config: RunConfig, folder: Path | None = None) -> SearchContext:
@@ -137,7 +140,7 @@ def build_context(config: RunConfig, folder: Path | None = None) -> SearchContex
                             scheduler=config.scheduler, build_timeout_s=config.build_timeout_s,
                             preflight=True)
     evaluate = NetworkEvaluator(network, fisher, layers, config.threshold, config.scope)
-    variation = Variation(network_view(network), config.neural, config.initial_genes,
-                          config.max_attempts)
+    variation = Variation(network_view(network, config.without_genes), config.neural,
+                          config.initial_genes, config.max_attempts)
     jobs = config.jobs or 2
     return SearchContext(network, variation, evaluate, chunk=max(4, 4 * jobs))
