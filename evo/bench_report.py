@@ -69,6 +69,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
             kind: str) -> dict:
         row = {"name": name, "network": kind, "what": what, **result.to_json()}
         row["spread"] = result.latency.spread if result.latency else None
+        row["processes"] = result.latency.processes if result.latency else None
         row.update(facts(g) if g is not None else {})
         rows.append(row)
         return row

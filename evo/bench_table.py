@@ -48,6 +48,11 @@ def format_table(result: dict) -> str:
         value = speedup.get(key)
         lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
     lines.extend(_notes(result))
+    counts = sorted({row["processes"] for row in result["rows"]
+                     if (row.get("processes") or 1) > 1})
+    if counts:
+        lines.append(f"TVM rows: the median of {'/'.join(map(str, counts))} fresh processes; "
+                     "their spread is the range between processes")
     return "\n".join(lines)
 
 

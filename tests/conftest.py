@@ -3,9 +3,14 @@ shares the suite between its processes (`make test` runs `--dist loadgroup`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePosixPath
 
 import pytest
+
+# evo bench times each TVM network in 5 fresh processes; one keeps the suite's many
+# small benches fast and still runs the real child (tests that count pass their own).
+os.environ.setdefault("EVO_TIMING_PROCESSES", "1")
 
 # Files of long, independent tests without module fixtures: each test is scheduled on
 # its own, so that no process is left with a file's long tests at the end.

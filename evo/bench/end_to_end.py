@@ -16,7 +16,7 @@ from torch import nn
 from evo.bench.compile import Agreement, check_against_torch, compile_network
 from evo.bench.op_profile import Breakdown, profile_executable
 from evo.bench.relax_import import ConvProgramError, to_relax
-from evo.bench.timing import Latency, time_executable, time_torch
+from evo.bench.timing import Latency, time_across_processes, time_torch
 from evo.networks import Network, transform_network
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.plan import LayerPlan
@@ -84,10 +84,10 @@ def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.
 def measured(module: nn.Module, executable: tvm.runtime.Executable,
              input_shape: tuple[int, ...], threads: int, check: bool, compile_seconds: float,
              convs: int = 0, fallback: tuple[str, ...] = ()) -> EndToEnd:
-    """Check (optionally), time and profile (`evo.bench.op_profile`) a compiled
-    network; a mismatch becomes the error."""
+    """Check (optionally), time (in fresh processes: `time_across_processes`) and
+    profile (`evo.bench.op_profile`) a compiled network; a mismatch becomes the error."""
     agreement = check_against_torch(module, executable, input_shape) if check else None
-    latency = time_executable(executable, input_shape, threads=threads)
+    latency = time_across_processes(executable, input_shape, threads=threads)
     breakdown = profile_executable(executable, input_shape, threads=threads)
     return EndToEnd(latency, agreement, mismatch("TVM", agreement), compile_seconds, convs,
                     tuple(fallback), breakdown)

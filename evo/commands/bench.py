@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("Measure, in one process and one sitting, whole networks end to end (batch 1): the "
+HELP = ("Measure, in one sitting, whole networks end to end (batch 1): the "
         "original under TVM (a program-only search's best or the template schedule), under "
         "MetaSchedule, in PyTorch eager and in the peers a user would deploy instead "
         "(torch.compile, ONNX Runtime, OpenVINO), a BlockSwap-style baseline, and the best "
@@ -85,6 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"onnxruntime, openvino; 'none' for none (default {DEFAULT_PEERS})")
     parser.add_argument("--threads", type=o.THREADS.arg(), default=2,
                         help="threads for TVM, PyTorch and the peers (default 2)")
+    parser.add_argument("--timing-processes", type=o.count(1, 100).arg(), default=None,
+                        metavar="N",
+                        help="time each TVM network in N fresh processes and report their "
+                             "median (default 5, or $EVO_TIMING_PROCESSES): one network's "
+                             "time differs up to 2x between processes, each one steady")
     parser.add_argument("--out", metavar="DIR",
                         help="with --model: the benchmark folder (searches, MetaSchedule "
                              "database, result.json; default runs/bench-MODEL-T); with --run: "
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --model M --time-budget T (run the searches) or "
                          "--run DIR (a finished search)")
     os.environ["TVM_NUM_THREADS"] = str(args.threads)  # before anything starts TVM's pool
+    if args.timing_processes is not None:
+        os.environ["EVO_TIMING_PROCESSES"] = str(args.timing_processes)
     peers = _peers(args.peers)
     budget = _metaschedule_budget(args.metaschedule_time_budget)
     from evo.bench_report import benchmark, format_table

@@ -217,3 +217,28 @@ def test_timing_on_one_thread_leaves_this_process_on_all_its_cores(target):
     assert os.sched_getaffinity(0) == before
     assert set_tvm_threads(1) == 1 and available_cores() == len(before)
     set_tvm_threads(len(before))
+
+
+def test_a_network_is_timed_in_fresh_processes_and_their_median_is_the_row(target):
+    """TVM end-to-end times differ up to 2x between processes (each one steady), so a
+    row is the median over several; each child times the network this test compiled."""
+    from evo.bench.timing import time_across_processes
+
+    executable = compile_network(to_relax(small_net(), INPUT_SHAPE), target)
+    latency = time_across_processes(executable, INPUT_SHAPE, threads=1, processes=3)
+    assert latency.processes == 3 and len(latency.process_ms) == 3
+    assert latency.median_ms == sorted(latency.process_ms)[1] and latency.threads == 1
+    assert latency.spread == pytest.approx(
+        (max(latency.process_ms) - min(latency.process_ms)) / latency.median_ms)
+    row = tvm_end_to_end(small_net(), INPUT_SHAPE, target, threads=1)
+    assert row.ok and row.latency.processes > 1  # what evo bench's TVM rows use
+    assert row.to_json()["latency"]["processes"] == row.latency.processes
+
+
+def test_a_child_that_cannot_load_the_network_is_an_error_naming_why(tmp_path):
+    from evo.bench.timing import _time_in_child
+
+    not_a_library = tmp_path / "network.so"
+    not_a_library.write_text("not a shared library")
+    with pytest.raises(RuntimeError, match="timing child: "):
+        _time_in_child(not_a_library, INPUT_SHAPE, 1, 0)
