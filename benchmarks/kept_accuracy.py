@@ -5,11 +5,14 @@
     .venv/bin/python -m benchmarks.kept_accuracy table BENCH [BENCH ...] [--epochs E]
     .venv/bin/python -m benchmarks.kept_accuracy archive BENCH [BENCH ...] [--epochs E]
 
-BENCH is a folder `evo bench --model M --time-budget T` made: its result.json names
-the discovered network (the search's best legal individual, in BENCH/search) and holds
-the rows measured in one sitting. `train` trains the original network and the
-discovered one with `evo train`'s recipe (SGD, momentum 0.9, weight decay 5e-4, cosine
-from lr 0.1, crop + flip, batch 128, bf16) for E epochs (default 50, the full recipe;
+BENCH is a folder `evo bench --model M --time-budget T` made (or a run folder): the
+network trained is the one `evo confirm` found fastest to keep accuracy at the short
+protocol, if the search was confirmed (SEARCH/confirm-e*/confirm.json), else the
+bench's discovered network (result.json's individual, the search's best legal one); its
+rows measured in one sitting come from result.json, or from BENCH/bench-K.json when the
+confirmed individual K is not the one result.json benched. `train` trains the
+original network and that one with `evo train`'s recipe (SGD, momentum 0.9, weight
+decay 5e-4, cosine from lr 0.1, crop + flip, batch 128, bf16) for E epochs (default 50;
 5 is the calibration study's short protocol) on the 45,000 training images of
 ../shared/data/cifar10-train-jpeg.zip, scored on the validation split val5000-seed0.
 A training with the same settings already in another results file of
@@ -54,19 +57,45 @@ class BenchError(Exception):
 
 
 def bench_facts(bench: Path) -> dict[str, Any]:
-    """What a bench folder says: model, discovered individual and genome, its rows."""
-    result_path = bench / "result.json"
-    if not result_path.is_file():
-        raise BenchError(f"{bench}: no result.json (not a finished `evo bench` folder)")
-    result = json.loads(result_path.read_text())
-    search = bench / "search"
+    """What a bench says: model, the network to train (individual and neural genome) and
+    the rows measured for it.
+
+    BENCH is an `evo bench --model` folder (its search in BENCH/search) or a run folder.
+    The network is the one `evo confirm` found fastest to keep accuracy (`confirmed`),
+    else the bench's discovered network (result.json's individual). Its rows come from
+    BENCH/result.json when that benched this individual, else from BENCH/bench-K.json
+    (`evo bench --run SEARCH --id K --json`)."""
+    search = bench / "search" if (bench / "search" / "run.sqlite").is_file() else bench
     if not (search / "run.sqlite").is_file():
-        raise BenchError(f"{bench}: no search/run.sqlite (made with `evo bench --run`?)")
-    snap = load_run(search)
-    genome = snap.individual(int(result["individual"])).genome.neural
-    return {"bench": bench.name, "model": result["model"],
-            "individual": int(result["individual"]), "genome": genome.to_json(),
-            "result": result}
+        raise BenchError(f"{bench}: no result.json and no search (not an `evo bench` or "
+                         f"run folder)")
+    result_path = bench / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.is_file() else None
+    kept = confirmed(search)
+    if kept is None and result is None:
+        raise BenchError(f"{bench}: no result.json and no `evo confirm` summary naming a "
+                         f"network that keeps accuracy")
+    individual = kept if kept is not None else int(result["individual"])
+    if result is None or int(result["individual"]) != individual:
+        rows = bench / f"bench-{individual}.json"
+        if not rows.is_file():
+            raise BenchError(f"{bench}: no rows for individual {individual}; make them with "
+                             f"`evo bench --run {search} --id {individual} --json > {rows}`")
+        result = json.loads(rows.read_text())
+    genome = load_run(search).individual(individual).genome.neural
+    return {"bench": bench.name, "model": result["model"], "individual": individual,
+            "confirmed": kept is not None, "genome": genome.to_json(), "result": result}
+
+
+def confirmed(search: Path) -> int | None:
+    """The individual the newest `evo confirm` summary in `search` (confirm-e*/
+    confirm.json, its default folders) names fastest to keep accuracy, or None."""
+    summaries = sorted(search.glob("confirm-e*/confirm.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(summaries):
+        kept = json.loads(path.read_text()).get("fastest_kept")
+        if isinstance(kept, int):
+            return kept
+    return None
 
 
 def settings(model: str, genome: dict[str, Any], data: str, epochs: int,
@@ -160,7 +189,8 @@ def table(benches: list[dict[str, Any]], data: str, epochs: int, seeds: list[int
         vs_peer = speed.get("vs_best_peer")
         discovered = f"{model}-{facts['bench']}-{facts['individual']}-e{epochs}-"
         lines.append(
-            f"| {facts['bench']} (#{facts['individual']}) | {_ms(program)} | {_ms(found)} | "
+            f"| {facts['bench']} (#{facts['individual']}"
+            f"{', confirmed' if facts.get('confirmed') else ''}) | {_ms(program)} | {_ms(found)} | "
             f"{_x(speed.get('vs_program_only'))} | {_x(vs_peer)} | "
             f"{_mflops(program)} / {_mflops(found)} | "
             f"{accuracy(f'{model}-original-e{epochs}-')} | "

@@ -192,6 +192,30 @@ def kept_accuracy_reads_the_bench(out: Path, results: Path, capsys, monkeypatch)
     assert row.endswith("| 61.20 % | 61.20 % |" if same else "| 61.20 % | not trained yet |")
     assert kept_accuracy.main(["table", str(out / "search")]) == 2
     assert "no result.json" in capsys.readouterr().out
+    kept_accuracy_takes_the_confirmed_network(out, chosen, capsys)
+
+
+def kept_accuracy_takes_the_confirmed_network(out: Path, chosen: int, capsys) -> None:
+    """With an `evo confirm` summary in the search, the network it names is trained, and
+    its rows come from BENCH/bench-K.json when result.json benched another one."""
+    from benchmarks import kept_accuracy
+
+    snap = load_run(out / "search")
+    other = next(i for i in sorted(snap.evaluations) if i != chosen)
+    summary = out / "search" / "confirm-e5" / "confirm.json"
+    summary.parent.mkdir()
+    summary.write_text(json.dumps({"fastest_kept": other}))
+    with pytest.raises(kept_accuracy.BenchError, match=f"--id {other} --json > .*bench-{other}"):
+        kept_accuracy.bench_facts(out)
+    result = json.loads((out / "result.json").read_text())
+    (out / f"bench-{other}.json").write_text(json.dumps({**result, "individual": other}))
+    facts = kept_accuracy.bench_facts(out)
+    assert facts["individual"] == other and facts["confirmed"]
+    assert facts["genome"] == snap.individual(other).genome.neural.to_json()
+    assert kept_accuracy.main(["table", str(out), "--epochs", "3"]) == 0
+    assert f"| bench (#{other}, confirmed) |" in capsys.readouterr().out
+    summary.write_text(json.dumps({"fastest_kept": None}))  # none kept: the bench's own
+    assert kept_accuracy.bench_facts(out)["individual"] == chosen
 
 
 def test_bench_resumes_a_killed_search_with_the_budget_left(tmp_path: Path) -> None:
