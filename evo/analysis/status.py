@@ -9,6 +9,7 @@ from typing import Any
 
 from evo.analysis.snapshot import RunSnapshot
 from evo.host import distinct_hosts, host_label
+from evo.options import GENERATIONS
 
 FINISHED = ("completed", "time budget")
 
@@ -105,7 +106,9 @@ def format_status(status: dict[str, Any]) -> str:
         rows.append(("generation", "none finished yet"))
     else:
         configured = s["generations_configured"]
-        if s["generation"] > configured:  # `evo resume --generations` went past it
+        if configured >= GENERATIONS.high:  # a budget-bound run: no generation limit
+            where = f"{s['generation']} (no generation limit)"
+        elif s["generation"] > configured:  # `evo resume --generations` went past it
             where = f"{s['generation']} (past the configured {configured}: resumed for more)"
         else:
             where = f"{s['generation']} of {configured}"

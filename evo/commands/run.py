@@ -11,8 +11,7 @@ EXAMPLES = """examples:
   # a dry run in seconds: analytic latency estimates instead of TVM builds
   evo run --model tiny --evaluator analytic --population 4 --generations 1 --out runs/demo
   # a real search, measured with TVM on this CPU, stopped after two hours
-  evo run --model resnet20 --population 16 --generations 1000 --time-budget 2h \\
-      --out runs/resnet20-2h
+  evo run --model resnet20 --time-budget 2h --out runs/resnet20-2h
   # schedules only (the network is never changed): the program-only baseline
   evo run --model resnet20 --program-only --time-budget 2h --out runs/resnet20-program
   # your own network: a factory in a Python file, at its input shape
@@ -49,8 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default); aging: regularized evolution; ga: latency only")
     search.add_argument("--population", type=o.POPULATION.arg(), default=d.population,
                         help=f"individuals per generation (default {d.population})")
-    search.add_argument("--generations", type=o.GENERATIONS.arg(), default=d.generations,
-                        help=f"generations after the initial one (default {d.generations})")
+    search.add_argument("--generations", type=o.GENERATIONS.arg(), default=None,
+                        help=f"generations after the initial one (default {d.generations}; "
+                             f"with --time-budget, no limit: the budget stops the search)")
     search.add_argument("--time-budget", metavar="T",
                         help="stop after this much search time, e.g. 90s, 15m, 2h, 1h30m")
     search.add_argument("--seed", type=o.SEED.arg(), default=d.seed,
@@ -116,7 +116,7 @@ def config_from_args(args: argparse.Namespace):
     check_measurement_options(args.evaluator, args.runner, args.backend, args.scheduler)
     return RunConfig(
         model=args.model, input_shape=shape, strategy=args.strategy,
-        population=args.population, generations=args.generations,
+        population=args.population, generations=_generations(args),
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
         seed=args.seed, evaluator=args.evaluator, jobs=args.jobs, target=args.target,
         cache=args.cache, runner=args.runner, backend=args.backend, scheduler=args.scheduler,
@@ -126,6 +126,17 @@ def config_from_args(args: argparse.Namespace):
         initial_genes=args.initial_genes, neural=not args.program_only,
         build_timeout_s=args.build_timeout, without_genes=args.without_genes,
     )
+
+
+def _generations(args: argparse.Namespace) -> int:
+    """--generations, else no limit when a time budget is given (the budget stops the
+    search), else RunConfig's default."""
+    from evo import options
+    from evo.search.config import RunConfig
+
+    if args.generations is not None:
+        return args.generations
+    return int(options.GENERATIONS.high) if args.time_budget else RunConfig.generations
 
 
 def run(args: argparse.Namespace) -> int:

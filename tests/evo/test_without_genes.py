@@ -83,3 +83,16 @@ def test_bad_gene_names_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nope" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("argv", "generations"), [
+    ([], 10),                                      # RunConfig's default
+    (["--time-budget", "30m"], 1_000_000),         # the budget alone stops the search
+    (["--time-budget", "30m", "--generations", "5"], 5),
+])
+def test_a_time_budget_alone_sets_no_generation_limit(argv, generations) -> None:
+    from evo.cli import build_parser
+    from evo.commands.run import config_from_args
+
+    args = build_parser().parse_args(["run", "--model", "tiny", "--out", "x", *argv])
+    assert config_from_args(args).generations == generations
