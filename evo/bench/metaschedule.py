@@ -12,9 +12,13 @@ it against PyTorch and times it like every other row. The child's output goes to
 With `budget_s`, the tuning is stopped (the child and its worker pools killed)
 `budget_s` seconds after it started, and a second child compiles with the records
 measured so far; without a `trials_per_task` the budget alone then limits the tuning
-(UNBOUNDED_TRIALS per task). `timeout` limits everything else (loading, compiling).
-The child isolates the parent from MetaSchedule's worker pools and crashes, and from
-its one-minute import of TVM's tensor intrinsics.
+(UNBOUNDED_TRIALS per task). A budgeted tuning cut short from outside (Ctrl-C, a
+reboot, the end of a session) resumes: while it tunes, the parent writes the seconds
+tuned so far to `WORK/tuning-progress.json`, and a later call with the same request
+keeps the database and tunes for the budget left (MetaSchedule's cost model starts
+afresh, its search from the database's best programs). `timeout` limits everything
+else (loading, compiling). The child isolates the parent from MetaSchedule's worker
+pools and crashes, and from its one-minute import of TVM's tensor intrinsics.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ MARKER = "evo-metaschedule:"  # the child's marker lines start with it
 TRIALS_PER_TASK = 64
 UNBOUNDED_TRIALS = 10_000  # trials per task when a time budget is the limit
 LOG = "child.log"
+PROGRESS = "tuning-progress.json"
+PROGRESS_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class Tuning:
     tuning records in the database, `seconds` of tuning (of the tuning that made the
     database, when `reused`), `budget_s` its wall-clock budget, `stopped` why it ended
     ("trials": every task done or its search space exhausted; "time budget"), and the
-    cost model ("xgb", or "random" when xgboost or psutil is missing)."""
+    cost model ("xgb", or "random" when xgboost or psutil is missing). `resumed_s` is
+    how much of `seconds` earlier, interrupted calls had tuned (0 when none)."""
 
     tasks: int
     trials_per_task: int
@@ -62,6 +69,7 @@ class Tuning:
     stopped: str
     reused: bool
     cost_model: str
+    resumed_s: float = 0.0
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -87,24 +95,64 @@ def metaschedule_end_to_end(model: str, input_shape: tuple[int, ...], work_dir: 
                "threads": threads}
     start = time.perf_counter()
     env = dict(os.environ, TVM_NUM_THREADS=str(threads))
-    outcome, detail = _child(work, request, env, budget_s, timeout)
+    done = _tuned_before(work, request) if budget_s else 0.0
+    if done >= (budget_s or math.inf):
+        outcome, detail = "budget", 0.0  # the budget was spent before an interruption
+    else:
+        if done:
+            request["resume"] = {"seconds": round(done, 1)}
+        outcome, detail = _child(work, request, env,
+                                 None if budget_s is None else budget_s - done, timeout,
+                                 progress=(done, request) if budget_s else None)
     if outcome == "budget":
-        request["stopped"] = {"seconds": round(detail, 1)}
+        request.pop("resume", None)
+        request["stopped"] = {"seconds": round(done + detail, 1),
+                              "resumed_s": round(done, 1)}
         outcome, detail = _child(work, request, env, None, timeout)
     seconds = time.perf_counter() - start
     if outcome != "done":
         return EndToEnd(None, error=f"MetaSchedule: {detail}"[:500],
                         compile_seconds=seconds), None
+    (work / PROGRESS).unlink(missing_ok=True)
     tuning = Tuning(**json.loads((work / RECORD).read_text())["tuning"])
     network = load_network(model, input_shape, seed=seed)
     library = tvm.runtime.load_module(str(work / LIBRARY))
     return measured(network.module, library, input_shape, threads, check, seconds), tuning
 
 
+def _tuned_before(work: Path, request: dict) -> float:
+    """Seconds an interrupted tuning of this request tuned (`PROGRESS`), 0.0 if none or
+    if its tuning record is written (then the child reuses or redoes it)."""
+    from evo.bench.metaschedule_child import tuning_key
+
+    path = work / PROGRESS
+    if not path.is_file() or (work / RECORD).is_file():
+        return 0.0
+    try:
+        progress = json.loads(path.read_text())
+        seconds = float(progress["seconds"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+    if progress.get("key") != json.loads(json.dumps(tuning_key(request))) \
+            or not math.isfinite(seconds) or seconds < 0:
+        return 0.0
+    return seconds
+
+
+def _write_progress(work: Path, request: dict, seconds: float) -> None:
+    from evo.bench.metaschedule_child import tuning_key
+
+    temporary = work / f"{PROGRESS}.partial"
+    temporary.write_text(json.dumps({"key": tuning_key(request), "seconds": round(seconds, 1)}))
+    temporary.replace(work / PROGRESS)
+
+
 def _child(work: Path, request: dict, env: dict, budget_s: float | None,
-           timeout: float) -> tuple[str, object]:
+           timeout: float, progress: tuple[float, dict] | None = None) -> tuple[str, object]:
     """Run one child to its end. ("done", None); ("budget", seconds tuned) when its
-    tuning ran out of `budget_s` and was killed; ("error", one line) otherwise."""
+    tuning ran out of `budget_s` and was killed; ("error", one line) otherwise. With
+    `progress` (seconds tuned before, the request), the seconds tuned in all are written
+    to `PROGRESS` every `PROGRESS_EVERY_S` while the child tunes."""
     with open(work / LOG, "w") as log:
         child = subprocess.Popen([sys.executable, "-m", "evo.bench.metaschedule_child",
                                   str(work), json.dumps(request)], stdout=subprocess.PIPE,
@@ -115,9 +163,15 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
     try:
         while True:
             wait = None if math.isinf(deadline) else max(0.0, deadline - time.monotonic())
+            if progress is not None and phase == "tuning":
+                wait = PROGRESS_EVERY_S if wait is None else min(wait, PROGRESS_EVERY_S)
             try:
                 line = lines.get(timeout=wait)
             except queue.Empty:
+                if phase == "tuning" and time.monotonic() < deadline:  # time to write progress
+                    _write_progress(work, progress[1], progress[0] + time.monotonic()
+                                    - tuning_start)
+                    continue
                 _kill(child)
                 if phase == "tuning":
                     return "budget", time.monotonic() - tuning_start
@@ -132,6 +186,8 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
         child.wait()
     except BaseException:  # Ctrl-C: stop the child and its worker pools
         _kill(child)
+        if progress is not None and phase == "tuning":  # what the resumed tuning goes on from
+            _write_progress(work, progress[1], progress[0] + time.monotonic() - tuning_start)
         raise
     _kill(child)  # worker pools it left behind
     if child.returncode == 0:

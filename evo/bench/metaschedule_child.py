@@ -12,8 +12,10 @@ folder. Then it compiles with the database (operators without a record get
 Its stdout carries MetaSchedule's log and two marker lines for the parent,
 `MARKER tuning` when tuning starts and `MARKER tuned` when it ends. A request with
 `stopped` set (the parent stopped the tuning at its time budget) skips tuning and
-compiles with the records measured so far. A request whose key (network, target, trials,
-budget, TVM version) matches `tuning.json` reuses its database and only recompiles.
+compiles with the records measured so far; one with `resume` set (an interrupted
+budgeted tuning) keeps the database and tunes on from it. A request whose key
+(network, target, trials, budget, TVM version) matches `tuning.json` reuses its database
+and only recompiles.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
 
 
 def tuning_key(request: dict) -> dict:
-    """What a reusable tuning must have been asked for (the request less `stopped`)."""
+    """What a reusable tuning must have been asked for (the request less `stopped` and
+    `resume`)."""
     from evo.bench.relax_import import IMPORT_VERSION
 
-    asked = {k: v for k, v in request.items() if k != "stopped"}
+    asked = {k: v for k, v in request.items() if k not in ("stopped", "resume")}
     return {**asked, "tvm": tvm.__version__, "import": IMPORT_VERSION}
 
 
@@ -71,15 +74,19 @@ def tune_and_export(work: Path, request: dict) -> None:
               "cost_model": cost_model(), "reused": False}
     if request.get("stopped"):
         _drop_torn_lines(work)
-        tuning.update(seconds=request["stopped"]["seconds"], stopped="time budget")
+        tuning.update(seconds=request["stopped"]["seconds"], stopped="time budget",
+                      resumed_s=request["stopped"].get("resumed_s", 0.0))
     elif previous.get("key") == key:
         tuning.update({k: previous["tuning"][k] for k in ("seconds", "stopped", "cost_model")},
                       reused=True)
     else:
         import_tensor_intrinsics_quickly()
         record_path.unlink(missing_ok=True)
-        for name in DATABASE_FILES:
-            (work / name).unlink(missing_ok=True)
+        if request.get("resume"):  # an interrupted budgeted tuning: go on from its records
+            _drop_torn_lines(work)
+        else:
+            for name in DATABASE_FILES:
+                (work / name).unlink(missing_ok=True)
         _say("tuning")
         start = time.perf_counter()
         ms.relax_integration.tune_relax(

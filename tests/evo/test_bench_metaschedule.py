@@ -92,3 +92,36 @@ def test_a_failing_child_is_an_error_value(tmp_path):
     assert tuning is None and row.latency is None
     assert "MetaSchedule" in row.error and "no_such_model" in row.error
     assert (tmp_path / LOG).is_file()
+
+
+@pytest.mark.slow
+def test_an_interrupted_budgeted_tuning_resumes_with_the_budget_left(tmp_path):
+    """A tuning killed from outside (a session's end) keeps its database and seconds;
+    the next call tunes only for what is left of the budget."""
+    import subprocess
+    import sys
+    import time
+
+    from evo.bench.metaschedule import PROGRESS
+
+    work = tmp_path / "ms"
+    code = ("import evo.bench.metaschedule as m; m.PROGRESS_EVERY_S = 1.0; "
+            f"m.metaschedule_end_to_end({ONE_TASK!r}, {SHAPE!r}, {str(work)!r}, "
+            "budget_s=30.0, threads=1)")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline, seconds = time.monotonic() + 600, 0.0
+    while seconds < 5.0 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+        if (work / PROGRESS).is_file():
+            seconds = json.loads((work / PROGRESS).read_text())["seconds"]
+    assert seconds >= 5.0, "the tuning never reported progress"
+    subprocess.run(["pkill", "-9", "-f", str(work)], check=False)  # parent and child
+    parent.wait()
+    before = json.loads((work / PROGRESS).read_text())["seconds"]
+    assert not (work / RECORD).exists()
+
+    row, tuning = metaschedule_end_to_end(ONE_TASK, SHAPE, work, budget_s=30.0, threads=1)
+    assert row.ok, row.error
+    assert tuning.stopped == "time budget" and tuning.resumed_s == before
+    assert 30.0 <= tuning.seconds < 30.0 + 15.0  # the budget, not the budget again
+    assert not (work / PROGRESS).exists()
