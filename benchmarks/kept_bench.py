@@ -1,0 +1,168 @@
+"""The accuracy-checked benchmark of one zoo network, resumable across sessions.
+
+    .venv/bin/python -m benchmarks.kept_bench MODEL [--budget 2h] [--archive-every 20]
+    .venv/bin/python -m benchmarks.kept_bench MODEL --status
+
+In `runs/kept-MODEL-BUDGET/` (restored first from
+`benchmarks/checkpoints/kept-MODEL-BUDGET.tar.xz` when the folder is missing), with
+the default capacity check, one step after the other, each resuming or reusing what an
+earlier session left:
+
+1. `evo bench --model MODEL --time-budget BUDGET`: the full search, its program-only
+   twin and MetaSchedule at the same wall clock, then the rows (`result.json`);
+2. `evo confirm SEARCH` on the CIFAR-10 archive (5 epochs; the calibration study's
+   trainings of resnet20 reused): the fastest network of the search's front that keeps
+   the original's validation accuracy within a point;
+3. that network's own rows, `bench-K.json` (`evo bench --run SEARCH --id K`, reusing the
+   MetaSchedule tuning of step 1), unless step 1 benched it already.
+
+While a step runs the folder (and its log, `runs/kept-MODEL-BUDGET.log`) is archived
+every `--archive-every` minutes, and after each step; the step's JSON is copied to
+benchmarks/results/. Then `benchmarks.kept_accuracy train runs/kept-MODEL-BUDGET`
+trains the original and the confirmed network with the full recipe. Run it on an
+otherwise idle machine: the searches and MetaSchedule time programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from benchmarks.checkpoint import checkpoint
+from benchmarks.training_queue import REPO, SHARED_DATA
+
+EVO = [sys.executable, "-m", "evo"]
+REUSE = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
+
+
+def paths(model: str, budget: str) -> dict[str, Path]:
+    name = f"kept-{model}-{budget}"
+    return {"folder": REPO / "runs" / name, "log": REPO / "runs" / f"{name}.log",
+            "archive": REPO / "benchmarks" / "checkpoints" / f"{name}.tar.xz",
+            "results": REPO / "benchmarks" / "results" / name}
+
+
+def archive(where: dict[str, Path]) -> None:
+    """Snapshot the folder and its log into the archive (consistent SQLite copies)."""
+    present = [p for p in (where["folder"], where["log"]) if p.exists()]
+    if present:
+        checkpoint(present, where["archive"])
+
+
+def restore(where: dict[str, Path]) -> None:
+    """Unpack the archive into runs/ when the folder is missing."""
+    if where["folder"].exists() or not where["archive"].exists():
+        return
+    with tarfile.open(where["archive"]) as tar:
+        tar.extractall(where["folder"].parent, filter="data")
+    print(f"kept_bench: restored {where['folder']} from {where['archive']}", flush=True)
+
+
+def step(command: list[str], where: dict[str, Path], every_s: float,
+         stdout: Path | None = None) -> int:
+    """Run `command` (stderr to the log, stdout to `stdout` or the log), archiving every
+    `every_s` seconds while it runs and once after; its exit code."""
+    print(f"kept_bench: {' '.join(command[2:])}", flush=True)
+    with open(where["log"], "a") as log:
+        out = open(stdout, "w") if stdout else log  # noqa: SIM115 - closed below
+        try:
+            child = subprocess.Popen(command, stdout=out, stderr=log, cwd=REPO)
+            last = time.monotonic()
+            while child.poll() is None:
+                time.sleep(5)
+                if time.monotonic() - last >= every_s:
+                    archive(where)
+                    last = time.monotonic()
+        finally:
+            if stdout:
+                out.close()
+    archive(where)
+    return child.returncode
+
+
+def confirmed(search: Path) -> int | None:
+    summary = search / "confirm-e5" / "confirm.json"
+    if not summary.is_file():
+        return None
+    kept = json.loads(summary.read_text()).get("fastest_kept")
+    return kept if isinstance(kept, int) else None
+
+
+def status(where: dict[str, Path]) -> str:
+    folder = where["folder"]
+    search = folder / "search"
+    lines = [f"{folder}:"]
+    lines.append(f"  bench: {'done' if (folder / 'result.json').is_file() else 'not done'}")
+    summary = search / "confirm-e5" / "confirm.json"
+    lines.append(f"  confirm: {'done' if summary.is_file() else 'not done'}"
+                 + (f", fastest kept #{confirmed(search)}" if summary.is_file() else ""))
+    kept = confirmed(search)
+    if kept is not None:
+        rows = folder / f"bench-{kept}.json"
+        lines.append(f"  rows of #{kept}: {'done' if rows.is_file() else 'not done'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model")
+    parser.add_argument("--budget", default="2h", help="each search's time (default 2h)")
+    parser.add_argument("--archive-every", type=float, default=20.0, metavar="MINUTES")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--status", action="store_true", help="say which steps are done")
+    args = parser.parse_args(argv)
+    where = paths(args.model, args.budget)
+    restore(where)
+    if args.status:
+        print(status(where))
+        return 0
+    if not args.data.is_file():
+        print(f"kept_bench: {args.data}: no such archive", file=sys.stderr)
+        return 2
+    folder, every = where["folder"], args.archive_every * 60
+    search, results = folder / "search", where["results"]
+    results.mkdir(parents=True, exist_ok=True)
+    if not (folder / "result.json").is_file():
+        code = step([*EVO, "bench", "--model", args.model, "--time-budget", args.budget,
+                     "--out", str(folder), "--quiet"], where, every)
+        if not (folder / "result.json").is_file():
+            print(f"kept_bench: evo bench stopped (exit {code}); see {where['log']}")
+            return 1
+    shutil.copy(folder / "result.json", results / "bench.json")
+    data = f"imagefolder:{args.data.resolve()}"
+    if confirmed(search) is None and not (search / "confirm-e5" / "confirm.json").is_file():
+        code = step([*EVO, "confirm", str(search), "--data", data, "--reuse", str(REUSE)],
+                    where, every)
+        if code != 0:
+            print(f"kept_bench: evo confirm stopped (exit {code}); see {where['log']}")
+            return 1
+    if (search / "confirm-e5" / "confirm.json").is_file():
+        shutil.copy(search / "confirm-e5" / "confirm.json", results / "confirm.json")
+    kept = confirmed(search)
+    benched = json.loads((folder / "result.json").read_text())["individual"]
+    rows = folder / f"bench-{kept}.json"
+    if kept is not None and kept != benched and not rows.is_file():
+        partial = rows.with_suffix(".partial")
+        code = step([*EVO, "bench", "--run", str(search), "--id", str(kept), "--program-run",
+                     str(folder / "program-only"), "--out", str(folder), "--json"],
+                    where, every, stdout=partial)
+        if code not in (0, 1) or not partial.stat().st_size:  # 1: a row has an error
+            print(f"kept_bench: evo bench --id {kept} stopped (exit {code})")
+            return 1
+        partial.replace(rows)
+        archive(where)
+    if rows.is_file():
+        shutil.copy(rows, results / rows.name)
+    print(status(where))
+    print(f"next: .venv/bin/python -m benchmarks.kept_accuracy train {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
