@@ -86,7 +86,8 @@ def compare(bench: Path, threads: int) -> dict:
     name, genome = next((n, g) for n, g in facts.genomes.items()
                         if n.startswith("program-only"))
     library = tvm.runtime.load_module(str(library_path))
-    theirs = measured(network.module, library, network.input_shape, threads, True, 0.0)
+    theirs = measured(network.module, library, network.input_shape, threads, True, 0.0,
+                      library=library_path)
     tuning = json.loads((bench / "metaschedule" / RECORD).read_text())["tuning"]
     return {"bench": str(bench), **_compare(network, config.target, name, genome,
                                             (theirs, tuning), threads)}

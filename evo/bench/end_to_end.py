@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import tvm
 from torch import nn
@@ -83,11 +84,13 @@ def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.
 
 def measured(module: nn.Module, executable: tvm.runtime.Executable,
              input_shape: tuple[int, ...], threads: int, check: bool, compile_seconds: float,
-             convs: int = 0, fallback: tuple[str, ...] = ()) -> EndToEnd:
+             convs: int = 0, fallback: tuple[str, ...] = (),
+             library: Path | None = None) -> EndToEnd:
     """Check (optionally), time (in fresh processes: `time_across_processes`) and
-    profile (`evo.bench.op_profile`) a compiled network; a mismatch becomes the error."""
+    profile (`evo.bench.op_profile`) a compiled network; a mismatch becomes the error.
+    `library`: the .so `executable` was loaded from, if it was."""
     agreement = check_against_torch(module, executable, input_shape) if check else None
-    latency = time_across_processes(executable, input_shape, threads=threads)
+    latency = time_across_processes(executable, input_shape, threads=threads, library=library)
     breakdown = profile_executable(executable, input_shape, threads=threads)
     return EndToEnd(latency, agreement, mismatch("TVM", agreement), compile_seconds, convs,
                     tuple(fallback), breakdown)

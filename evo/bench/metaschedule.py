@@ -117,7 +117,8 @@ def metaschedule_end_to_end(model: str, input_shape: tuple[int, ...], work_dir: 
     tuning = Tuning(**json.loads((work / RECORD).read_text())["tuning"])
     network = load_network(model, input_shape, seed=seed)
     library = tvm.runtime.load_module(str(work / LIBRARY))
-    return measured(network.module, library, input_shape, threads, check, seconds), tuning
+    return measured(network.module, library, input_shape, threads, check, seconds,
+                    library=work / LIBRARY), tuning
 
 
 def _tuned_before(work: Path, request: dict) -> float:

@@ -125,17 +125,19 @@ def timing_processes() -> int:
 
 def time_across_processes(executable: tvm.runtime.Executable, input_shape: tuple[int, ...],
                           threads: int = 2, processes: int | None = None,
-                          seed: int = 0) -> Latency:
+                          seed: int = 0, library: Path | None = None) -> Latency:
     """Time a compiled network in `processes` fresh processes one after another
     (`python -m evo.bench.timing_child`, each loading the network exported to a
     temporary .so); the median of their medians (see the module docstring). If the
     export or a child fails, the network is timed in this process instead. `processes`
-    defaults to `timing_processes()`."""
+    defaults to `timing_processes()`. `library`: the .so `executable` was loaded from
+    (a module loaded from a file cannot be exported again)."""
     processes = processes or timing_processes()
     with tempfile.TemporaryDirectory(prefix="evo-bench-timing-") as folder:
-        library = Path(folder, "network.so")
         try:
-            executable.export_library(str(library))
+            if library is None:
+                library = Path(folder, "network.so")
+                executable.export_library(str(library))
             children = [_time_in_child(library, input_shape, threads, seed)
                         for _ in range(processes)]
         except (OSError, RuntimeError, ValueError, subprocess.SubprocessError):

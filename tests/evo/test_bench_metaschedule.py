@@ -70,11 +70,13 @@ def per_conv_matches_kernels_by_workload(tmp_path: Path, work: Path, capsys) -> 
 
 
 @pytest.mark.slow
-def test_a_time_budget_stops_the_tuning_and_compiles_what_it_has(tmp_path):
+def test_a_time_budget_stops_the_tuning_and_compiles_what_it_has(tmp_path, monkeypatch):
     work = tmp_path / "ms"
+    monkeypatch.setenv("EVO_TIMING_PROCESSES", "2")
     row, tuning = metaschedule_end_to_end(ONE_TASK, SHAPE, work, budget_s=5.0, threads=1)
     assert row.ok, row.error
     assert row.agreement.matches
+    assert row.latency.processes == 2  # its network.so, timed in fresh processes
     assert tuning.stopped == "time budget" and tuning.budget_s == 5.0
     assert tuning.trials_per_task == UNBOUNDED_TRIALS  # the budget alone limits it
     assert 5.0 <= tuning.seconds < 30.0
