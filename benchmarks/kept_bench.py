@@ -103,7 +103,11 @@ def status(where: dict[str, Path]) -> str:
     lines.append(f"  confirm: {'done' if summary.is_file() else 'not done'}"
                  + (f", fastest kept #{confirmed(search)}" if summary.is_file() else ""))
     kept = confirmed(search)
-    if kept is not None:
+    result = folder / "result.json"
+    if kept is not None and result.is_file() \
+            and json.loads(result.read_text())["individual"] == kept:
+        lines.append(f"  rows of #{kept}: in result.json (the bench's own network)")
+    elif kept is not None:
         rows = folder / f"bench-{kept}.json"
         lines.append(f"  rows of #{kept}: {'done' if rows.is_file() else 'not done'}")
     return "\n".join(lines)
