@@ -140,7 +140,10 @@ def time_across_processes(executable: tvm.runtime.Executable, input_shape: tuple
                 executable.export_library(str(library))
             children = [_time_in_child(library, input_shape, threads, seed)
                         for _ in range(processes)]
-        except (OSError, RuntimeError, ValueError, subprocess.SubprocessError):
+        except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+            print(f"evo bench: timing in this process instead of {processes} fresh ones "
+                  f"({str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else exc!r})",
+                  file=sys.stderr)
             return time_executable(executable, input_shape, threads, seed=seed)
     medians = [child.median_ms for child in children]
     middle = statistics.median(medians)
