@@ -71,14 +71,18 @@ def step(command: list[str], where: dict[str, Path], every_s: float,
     print(f"kept_bench: {' '.join(command[2:])}", flush=True)
     with open(where["log"], "a") as log:
         out = open(stdout, "w") if stdout else log  # noqa: SIM115 - closed below
+        child = subprocess.Popen(command, stdout=out, stderr=log, cwd=REPO)
         try:
-            child = subprocess.Popen(command, stdout=out, stderr=log, cwd=REPO)
             last = time.monotonic()
             while child.poll() is None:
                 time.sleep(5)
                 if time.monotonic() - last >= every_s:
                     archive(where)
                     last = time.monotonic()
+        except KeyboardInterrupt:  # Ctrl-C reached the child too: let it stop, keep its state
+            child.wait()
+            archive(where)
+            raise
         finally:
             if stdout:
                 out.close()
