@@ -35,10 +35,12 @@ import time
 from pathlib import Path
 
 from benchmarks.checkpoint import checkpoint
+from benchmarks.kept_accuracy import confirmed
 from benchmarks.training_queue import REPO, SHARED_DATA
 
 EVO = [sys.executable, "-m", "evo"]
 REUSE = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
+SUMMARY = Path("confirm-e5", "confirm.json")  # evo confirm's summary, in the search folder
 
 
 def paths(model: str, budget: str) -> dict[str, Path]:
@@ -90,24 +92,16 @@ def step(command: list[str], where: dict[str, Path], every_s: float,
     return child.returncode
 
 
-def confirmed(search: Path) -> int | None:
-    summary = search / "confirm-e5" / "confirm.json"
-    if not summary.is_file():
-        return None
-    kept = json.loads(summary.read_text()).get("fastest_kept")
-    return kept if isinstance(kept, int) else None
-
-
 def status(where: dict[str, Path]) -> str:
     folder = where["folder"]
     search = folder / "search"
     lines = [f"{folder}:"]
-    lines.append(f"  bench: {'done' if (folder / 'result.json').is_file() else 'not done'}")
-    summary = search / "confirm-e5" / "confirm.json"
-    lines.append(f"  confirm: {'done' if summary.is_file() else 'not done'}"
-                 + (f", fastest kept #{confirmed(search)}" if summary.is_file() else ""))
-    kept = confirmed(search)
     result = folder / "result.json"
+    lines.append(f"  bench: {'done' if result.is_file() else 'not done'}")
+    kept = confirmed(search)
+    done = (search / SUMMARY).is_file()
+    lines.append(f"  confirm: {'done' if done else 'not done'}"
+                 + (f", fastest kept #{kept}" if done else ""))
     if kept is not None and result.is_file() \
             and json.loads(result.read_text())["individual"] == kept:
         lines.append(f"  rows of #{kept}: in result.json (the bench's own network)")
@@ -144,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     shutil.copy(folder / "result.json", results / "bench.json")
     data = f"imagefolder:{args.data.resolve()}"
-    if confirmed(search) is None and not (search / "confirm-e5" / "confirm.json").is_file():
+    if not (search / SUMMARY).is_file():
         code = step([*EVO, "confirm", str(search), "--data", data, "--reuse", str(REUSE)],
                     where, every)
         if code != 0:
             print(f"kept_bench: evo confirm stopped (exit {code}); see {where['log']}")
             return 1
-    if (search / "confirm-e5" / "confirm.json").is_file():
-        shutil.copy(search / "confirm-e5" / "confirm.json", results / "confirm.json")
+    if (search / SUMMARY).is_file():
+        shutil.copy(search / SUMMARY, results / "confirm.json")
     kept = confirmed(search)
     benched = json.loads((folder / "result.json").read_text())["individual"]
     rows = folder / f"bench-{kept}.json"

@@ -169,7 +169,8 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
             try:
                 line = lines.get(timeout=wait)
             except queue.Empty:
-                if phase == "tuning" and time.monotonic() < deadline:  # time to write progress
+                if progress is not None and phase == "tuning" \
+                        and time.monotonic() < deadline:  # time to write progress
                     _write_progress(work, progress[1], progress[0] + time.monotonic()
                                     - tuning_start)
                     continue
