@@ -3,6 +3,7 @@ user would deploy instead, end to end (the printed table is `evo.bench_table`)."
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from evo.analysis import load_run
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
+from evo.bench.head_to_head import ROUNDS, contenders, race
 from evo.bench.metaschedule import (
     TRIALS_PER_TASK,
     UNBOUNDED_TRIALS,
@@ -34,7 +36,8 @@ __all__ = ["benchmark", "best_peer", "format_table", "speedups"]
 def benchmark(run: Path, ident: int | None, program_run: Path | None,
               trials_per_task: int | None, threads: int, out: Path | None,
               metaschedule_budget_s: float | None = None,
-              peers: Sequence[str] = DEFAULT_PEERS, trust_model_code: bool = False) -> dict:
+              peers: Sequence[str] = DEFAULT_PEERS, trust_model_code: bool = False,
+              race_rounds: int = ROUNDS) -> dict:
     """Every row as a dict (name, network, ms, spread, error, and network facts), the
     best peer (the fastest correct row on the original network), speedups of the
     discovered network against rows 1, 2, 3 and the best peer, this machine (`host`)
@@ -42,7 +45,12 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
     MetaSchedule, None takes its default (`evo.bench.metaschedule`); `peers` are names
     of `evo.bench.peers.PEERS`, each measured on the original and the discovered
     network. Model code the run's config.json names (not a zoo model) is imported
-    only with `trust_model_code` (`evo.networks.trust`; else UsageError)."""
+    only with `trust_model_code` (`evo.networks.trust`; else UsageError).
+
+    The networks of the TVM rows and ONNX-based peers are kept in `out` (default
+    RUN/bench) under `networks/`, and raced head to head for `race_rounds` interleaved
+    rounds (`evo.bench.head_to_head`; 0 skips): `head_to_head` in the result, whose
+    speedups are the headline figures."""
     set_tvm_threads(threads)
     snap = load_run(run)
     config = snap.config
@@ -64,6 +72,12 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
                 "capacity_ratio": total / original_fisher if total and original_fisher else None}
 
     rows: list[dict] = []
+    work = out or run / "bench"
+    kept = work / "networks"
+
+    def bench_genome(name: str, g: NetworkGenome) -> EndToEnd:
+        return genome_end_to_end(network, g, target, threads, config.seed,
+                                 export_to=kept / f"{name}.so")
 
     def add(name: str, what: str, result: EndToEnd, g: NetworkGenome | None,
             kind: str) -> dict:
@@ -76,17 +90,16 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
 
     def add_peers(kind: str, which: str, module, g: NetworkGenome) -> None:
         for peer in peers:
-            result = peer_end_to_end(peer, module, network.input_shape, threads)
+            result = peer_end_to_end(peer, module, network.input_shape, threads,
+                                     save_onnx=kept / f"{peer}_{kind}.onnx")
             add(f"{peer}_{kind}", f"{which}, {describe_peer(peer, result.peer)}, "
                 f"{threads} thread(s)", result, g, kind)
 
     program_genome, program_what, program_sessions = _program_only(network, program_run,
                                                                   config.model)
-    add("tvm_program_only", program_what,
-        genome_end_to_end(network, program_genome, target, threads, config.seed),
+    add("tvm_program_only", program_what, bench_genome("tvm_program_only", program_genome),
         program_genome, "original")
     if trials_per_task != 0:
-        work = out or run / "bench"
         result, tuning = metaschedule_end_to_end(
             config.model, network.input_shape, work / "metaschedule", trials_per_task,
             metaschedule_budget_s, threads=threads, seed=config.seed)
@@ -105,15 +118,20 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
     if choice.best is not None:
         add("blockswap", f"uniform {choice.best.gene}({choice.best.factor}) on "
             f"{len(choice.best.slots)} slots + template schedule",
-            genome_end_to_end(network, choice.best.genome, target, threads, config.seed),
-            choice.best.genome, "blockswap")
+            bench_genome("blockswap", choice.best.genome), choice.best.genome, "blockswap")
     add("tvm_discovered", f"individual {chosen} of {run}",
-        genome_end_to_end(network, genome, target, threads, config.seed), genome, "discovered")
+        bench_genome("tvm_discovered", genome), genome, "discovered")
     discovered = transform_network(network, genome, seed=config.seed).module.eval()
     add("torch_eager_discovered", f"individual {chosen}, PyTorch eager, {threads} thread(s)",
         torch_end_to_end(discovered, network.input_shape, threads), genome, "discovered")
     add_peers("discovered", f"individual {chosen}", discovered, genome)
     best = best_peer(rows)
+    raced = None
+    if race_rounds > 0:
+        print(f"evo bench: racing the rows head to head, {race_rounds} rounds",
+              file=sys.stderr, flush=True)
+        raced = race(contenders(rows), network.input_shape, threads, race_rounds,
+                     seed=config.seed).to_json()
     return {"model": config.model, "individual": chosen, "threads": threads,
             "host": describe_host(),
             "search_hosts": [h["host"] for h in distinct_hosts([*snap.sessions,
@@ -121,7 +139,7 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
             "capacity": {"measure": config.capacity, "threshold": config.threshold,
                          "scope": config.scope, "fisher_bn": config.fisher_bn},
             "rows": rows, "best_peer": best,
-            "speedup": speedups(rows, best), "blockswap": blockswap,
+            "speedup": speedups(rows, best), "head_to_head": raced, "blockswap": blockswap,
             "conv_gflops": _conv_gflops(transform_network(network, genome, plans_only=True).plans,
                                         target, threads)}
 

@@ -47,6 +47,7 @@ def format_table(result: dict) -> str:
     for key in [*SPEEDUPS, *(k for k in speedup if k not in SPEEDUPS)]:
         value = speedup.get(key)
         lines.append(f"speedup {key}: {value:.2f}x" if value else f"speedup {key}: -")
+    lines.extend(_head_to_head(result.get("head_to_head")))
     lines.extend(_notes(result))
     counts = sorted({row["processes"] for row in result["rows"]
                      if (row.get("processes") or 1) > 1})
@@ -54,6 +55,31 @@ def format_table(result: dict) -> str:
         lines.append(f"TVM rows: the median of {'/'.join(map(str, counts))} fresh processes; "
                      "their spread is the range between processes")
     return "\n".join(lines)
+
+
+def _head_to_head(raced: dict | None) -> list[str]:
+    """The race's contenders (median and best window) and its speedups, the headline."""
+    if not raced:
+        return []
+    lines = [f"head to head: {raced['rounds']} interleaved rounds of {raced['window_s']:g} s, "
+             "each contender in its own process; a speedup is the median of the rounds' "
+             "ratios (quartiles in brackets)"]
+    for c in raced["contenders"]:
+        error = raced["errors"].get(c["name"])
+        if c["median_ms"] is None:
+            lines.append(f"  {c['name']:24} - ({error or 'no time'})")
+            continue
+        lines.append(f"  {c['name']:24} {c['median_ms']:.3f} ms median, {c['min_ms']:.3f} "
+                     f"best" + (f" (dropped: {error})" if error else ""))
+    best = raced.get("best_peer")
+    for key, value in raced["speedup"].items():
+        if value is None:
+            lines.append(f"  speedup {key}: -")
+            continue
+        low, high = raced["speedup_quartiles"][key]
+        against = f" ({best})" if key == "vs_best_peer" and best else ""
+        lines.append(f"  speedup {key}{against}: {value:.2f}x ({low:.2f}-{high:.2f})")
+    return lines
 
 
 def _notes(result: dict) -> list[str]:

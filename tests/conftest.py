@@ -11,6 +11,7 @@ import pytest
 # evo bench times each TVM network in 5 fresh processes; one keeps the suite's many
 # small benches fast and still runs the real child (tests that count pass their own).
 os.environ.setdefault("EVO_TIMING_PROCESSES", "1")
+os.environ.setdefault("EVO_RACE_WINDOW_S", "0.02")  # evo bench's head-to-head race
 
 # Files of long, independent tests without module fixtures: each test is scheduled on
 # its own, so that no process is left with a file's long tests at the end.

@@ -32,7 +32,9 @@ class EndToEnd:
     `fallback` names those compiled by TVM's own conv2d; `compile_seconds` is import
     plus compile time (for a peer: export, conversion and compilation). `peer` is a
     peer row's runtime, its version and the settings used (`evo.bench.peers`), None
-    for TVM and eager rows.
+    for TVM and eager rows. `artifact` is the file the row's network was kept in, for
+    `evo.bench.head_to_head` to run it again: a TVM row's .so, an ONNX-based peer's
+    model; None when it was not kept.
     """
 
     latency: Latency | None
@@ -44,6 +46,7 @@ class EndToEnd:
     breakdown: Breakdown | None = None
     peer: dict | None = None
     fused: int = 0
+    artifact: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,21 +60,25 @@ class EndToEnd:
             "error": self.error, "compile_seconds": round(self.compile_seconds, 2),
             "convs": self.convs, "fused": self.fused, "fallback": list(self.fallback),
             "breakdown": None if self.breakdown is None else self.breakdown.to_json(),
-            "peer": self.peer,
+            "peer": self.peer, "artifact": self.artifact,
         }
 
 
 def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.target.Target,
                    plans: dict[str, LayerPlan] | None = None,
                    schedule: LayerGenome | None = None, threads: int = 2,
-                   check: bool = True) -> EndToEnd:
+                   check: bool = True, export_to: Path | None = None) -> EndToEnd:
     """Compile `module` as one Relax module with our conv programs (see `to_relax`),
     check it against PyTorch on one random input, and time it. A mismatch is an error
-    (the latency is still reported)."""
+    (the latency is still reported). `export_to`: keep the compiled network there (a
+    .so, the row's `artifact`)."""
     start = time.perf_counter()
     try:
         network = to_relax(module, input_shape, plans=plans, schedule=schedule)
         executable = compile_network(network, target)
+        if export_to is not None:
+            export_to.parent.mkdir(parents=True, exist_ok=True)
+            executable.export_library(str(export_to))
     except ConvProgramError as exc:
         return EndToEnd(None, error=str(exc), compile_seconds=time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - TVM raises many types; the row gets a value
@@ -79,7 +86,8 @@ def tvm_end_to_end(module: nn.Module, input_shape: tuple[int, ...], target: tvm.
                         compile_seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
     return replace(measured(module, executable, input_shape, threads, check, seconds,
-                            len(network.plans), network.fallback), fused=len(network.fused))
+                            len(network.plans), network.fallback, library=export_to),
+                   fused=len(network.fused))
 
 
 def measured(module: nn.Module, executable: tvm.runtime.Executable,
@@ -88,23 +96,27 @@ def measured(module: nn.Module, executable: tvm.runtime.Executable,
              library: Path | None = None) -> EndToEnd:
     """Check (optionally), time (in fresh processes: `time_across_processes`) and
     profile (`evo.bench.op_profile`) a compiled network; a mismatch becomes the error.
-    `library`: the .so `executable` was loaded from, if it was."""
+    `library`: the .so `executable` was loaded from or exported to, if any (the row's
+    `artifact`)."""
     agreement = check_against_torch(module, executable, input_shape) if check else None
     latency = time_across_processes(executable, input_shape, threads=threads, library=library)
     breakdown = profile_executable(executable, input_shape, threads=threads)
     return EndToEnd(latency, agreement, mismatch("TVM", agreement), compile_seconds, convs,
-                    tuple(fallback), breakdown)
+                    tuple(fallback), breakdown,
+                    artifact=None if library is None else str(library))
 
 
 def genome_end_to_end(network: Network, genome: NetworkGenome, target: tvm.target.Target,
-                      threads: int = 2, seed: int = 0, check: bool = True) -> EndToEnd:
+                      threads: int = 2, seed: int = 0, check: bool = True,
+                      export_to: Path | None = None) -> EndToEnd:
     """`network` transformed by `genome` (weights initialised from `seed`), compiled with
-    the genome's conv programs, checked and timed; an inapplicable genome is the error."""
+    the genome's conv programs, checked and timed; an inapplicable genome is the error.
+    `export_to`: as in `tvm_end_to_end`."""
     transform = transform_network(network, genome, seed=seed)
     if not transform.ok:
         return EndToEnd(None, error=f"genome: {transform.error}")
     return tvm_end_to_end(transform.module, network.input_shape, target, plans=transform.plans,
-                          threads=threads, check=check)
+                          threads=threads, check=check, export_to=export_to)
 
 
 def torch_end_to_end(module: nn.Module, input_shape: tuple[int, ...],

@@ -49,12 +49,13 @@ OPSET = 17
 @dataclass(frozen=True)
 class Built:
     """A peer ready to run: `infer(input) -> output`, the threads it uses, its version
-    and the settings it was built with."""
+    and the settings it was built with (and, for an ONNX-based peer, the ONNX model)."""
 
     infer: Infer
     threads: int
     version: str
     settings: dict
+    onnx: bytes | None = None  # the ONNX model it runs, for an ONNX-based peer
 
 
 class PeerError(Exception):
@@ -93,9 +94,13 @@ def _torch_compile(mode: str) -> Callable[[nn.Module, np.ndarray, int], Built]:
 
 
 def _onnxruntime(module: nn.Module, example: np.ndarray, threads: int) -> Built:
+    return onnxruntime_from(onnx_export(module, example), threads)
+
+
+def onnxruntime_from(model: bytes, threads: int) -> Built:
+    """The `onnxruntime` peer running the ONNX model `model` (see the module doc)."""
     with stage("import"):
         import onnxruntime as ort
-    model = onnx_export(module, example)
     options = ort_session_options(threads)
     with stage("ONNX Runtime session"):
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -104,7 +109,7 @@ def _onnxruntime(module: nn.Module, example: np.ndarray, threads: int) -> Built:
                  {"provider": "CPUExecutionProvider",
                   "graph_optimization_level": "ORT_ENABLE_ALL",
                   "intra_op_num_threads": threads, "inter_op_num_threads": 1,
-                  "opset": OPSET})
+                  "opset": OPSET}, model)
 
 
 def ort_session_options(threads: int):
@@ -134,9 +139,13 @@ def import_openvino():
 
 
 def _openvino(module: nn.Module, example: np.ndarray, threads: int) -> Built:
+    return openvino_from(onnx_export(module, example), threads)
+
+
+def openvino_from(model: bytes, threads: int) -> Built:
+    """The `openvino` peer running the ONNX model `model` (see the module doc)."""
     with stage("import"):
         ov = import_openvino()
-    model = onnx_export(module, example)
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
               "INFERENCE_PRECISION_HINT": "f32"}
     with stage("OpenVINO conversion"), tempfile.TemporaryDirectory() as folder:
@@ -151,7 +160,7 @@ def _openvino(module: nn.Module, example: np.ndarray, threads: int) -> Built:
 
     used = int(compiled.get_property("INFERENCE_NUM_THREADS"))
     return Built(infer, used, ov.__version__.split("-")[0],
-                 {"device": "CPU", **config, "opset": OPSET})
+                 {"device": "CPU", **config, "opset": OPSET}, model)
 
 
 PEERS: dict[str, tuple[str, str, Callable[[nn.Module, np.ndarray, int], Built]]] = {
@@ -166,9 +175,12 @@ DEFAULT_PEERS = ("torch_compile", "onnxruntime", "openvino")
 
 
 def peer_end_to_end(peer: str, module: nn.Module, input_shape: tuple[int, ...],
-                    threads: int = 2, check: bool = True, seed: int = 0) -> EndToEnd:
+                    threads: int = 2, check: bool = True, seed: int = 0,
+                    save_onnx: Path | None = None) -> EndToEnd:
     """Build `module` with `peer` (a key of PEERS), check it against PyTorch (unless
-    `check` is false) and time it; failures are the row's error (see the module doc)."""
+    `check` is false) and time it; failures are the row's error (see the module doc).
+    `save_onnx`: where an ONNX-based peer writes the model it ran (the row's
+    `artifact`, for `evo.bench.head_to_head`)."""
     if peer not in PEERS:
         return EndToEnd(None, error=f"unknown peer {peer!r} (known: {', '.join(PEERS)})",
                         peer={"name": peer})
@@ -197,7 +209,13 @@ def peer_end_to_end(peer: str, module: nn.Module, input_shape: tuple[int, ...],
     finally:
         torch.set_num_threads(previous_threads)
         module.train(training)
-    return EndToEnd(latency, agreement, mismatch(label, agreement), seconds, peer=info)
+    artifact = None
+    if save_onnx is not None and built.onnx is not None:
+        save_onnx.parent.mkdir(parents=True, exist_ok=True)
+        save_onnx.write_bytes(built.onnx)
+        artifact = str(save_onnx)
+    return EndToEnd(latency, agreement, mismatch(label, agreement), seconds, peer=info,
+                    artifact=artifact)
 
 
 def describe_peer(peer: str, info: dict | None = None) -> str:

@@ -7,11 +7,11 @@ median of ten repeats, spread = (max - min) / median, the other processes' CPU
 share recorded, a disturbed set re-measured once and flagged if still disturbed.
 The thread count is fixed before timing and recorded with the result.
 
-A compiled TVM network is timed in several fresh processes (`time_across_processes`):
-one .so timed in ten processes on a 2-core Zen 4 VM gave medians from 0.62 to 1.26 ms,
-each process steady within itself, whatever the thread-pool mode or address-space
-randomisation (benchmarks/RESULTS.md); PyTorch and ONNX Runtime stayed within 5 %. The
-row's latency is the median over the processes, its spread their range.
+A compiled TVM network is timed in several fresh processes (`time_across_processes`)
+and the row's latency is the median over the processes, its spread their range. On a
+shared VM the machine slows down for spells of seconds (benchmarks/RESULTS.md, "Timing
+on a shared VM"), which hit rows timed one after another differently: `evo bench`
+takes its speedups from `evo.bench.head_to_head`, which interleaves the rows.
 """
 
 from __future__ import annotations

@@ -87,9 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads for TVM, PyTorch and the peers (default 2)")
     parser.add_argument("--timing-processes", type=o.count(1, 100).arg(), default=None,
                         metavar="N",
-                        help="time each TVM network in N fresh processes and report their "
-                             "median (default 5, or $EVO_TIMING_PROCESSES): one network's "
-                             "time differs up to 2x between processes, each one steady")
+                        help="time each TVM row in N fresh processes and report their "
+                             "median (default 5, or $EVO_TIMING_PROCESSES)")
+    parser.add_argument("--race-rounds", type=o.count(0, 10_000).arg(), default=20,
+                        metavar="N",
+                        help="race the TVM rows and the ONNX-based peers head to head in N "
+                             "interleaved rounds, each in its own process; the speedups "
+                             "compare rounds, so a slow spell of a shared machine hits "
+                             "every row alike (default 20, about 0.3 s per row and round; "
+                             "0 skips)")
     parser.add_argument("--out", metavar="DIR",
                         help="with --model: the benchmark folder (searches, MetaSchedule "
                              "database, result.json; default runs/bench-MODEL-T); with --run: "
@@ -134,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         budget = RunConfig.load(program_run).time_budget_s if program_run else None
     result = benchmark(run_dir, chosen, program_run, args.trials_per_task, args.threads, out,
                        budget, peers,
-                       trust_model_code=args.trust_model_code or args.model is not None)
+                       trust_model_code=args.trust_model_code or args.model is not None,
+                       race_rounds=args.race_rounds)
     if args.model is not None:
         (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     from evo.commands.formats import wants_json

@@ -37,7 +37,7 @@ def test_bench_rows_and_speedups(tmp_path: Path, capsys, monkeypatch) -> None:
     capsys.readouterr()
     monkeypatch.setitem(sys.modules, "openvino", None)  # a peer whose package is missing
     argv = ["bench", "--run", str(run), "--metaschedule-trials", "0",
-            "--peers", "onnxruntime,openvino"]
+            "--peers", "onnxruntime,openvino", "--race-rounds", "3"]
     assert main([*argv, "--json"]) == 1  # a row has an error; every other row still ran
     result = json.loads(capsys.readouterr().out)
     names = [row["name"] for row in result["rows"]]
@@ -76,7 +76,25 @@ def test_bench_rows_and_speedups(tmp_path: Path, capsys, monkeypatch) -> None:
         assert candidate["legal"] == (candidate["flops"] >= 0.3 * original["flops"])
     assert result["search_hosts"] == [result["host"]]  # searched and benched here
 
+    # the head-to-head race: TVM rows and ONNX Runtime, each from the file it was timed from
+    raced = result["head_to_head"]
+    racers = [name for name in names if name.startswith(("tvm", "onnxruntime", "blockswap"))]
+    assert [c["name"] for c in raced["contenders"]] == racers and not raced["errors"]
+    for row in result["rows"]:
+        kept = Path(row["artifact"]) if row["artifact"] else None
+        assert (kept is not None and kept.is_file()) == (row["name"] in racers)
+        assert kept is None or kept.parent == run / "bench" / "networks"
+    times = {c["name"]: c["ms"] for c in raced["contenders"]}
+    assert all(len(ms) == 3 and min(ms) > 0 for ms in times.values())
+    ratios = sorted(t / d for t, d in zip(times[raced["best_peer"]], times["tvm_discovered"],
+                                          strict=True))
+    assert raced["speedup"]["vs_best_peer"] == pytest.approx(ratios[1])  # the median round
+    assert raced["best_peer"] in ("tvm_program_only", "onnxruntime_original")
+
     table = format_table(result).splitlines()
+    assert any(line.startswith("head to head: 3 interleaved rounds") for line in table)
+    assert (f"  speedup vs_best_peer ({raced['best_peer']}): "
+            f"{raced['speedup']['vs_best_peer']:.2f}x") in " ".join(table)
     assert any(line.endswith(" params   flops  what") for line in table)  # its measure
     assert f"best peer: {fastest['name']}, {fastest['ms']:.3f} ms ({fastest['what']})" in table
     assert f"speedup vs_best_peer: {result['speedup']['vs_best_peer']:.2f}x" in table
