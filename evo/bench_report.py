@@ -11,7 +11,7 @@ from evo.analysis import load_run
 from evo.bench.blockswap import blockswap_baseline, fisher_violation
 from evo.bench.conv_throughput import conv_throughput, total_gflops
 from evo.bench.end_to_end import EndToEnd, genome_end_to_end, torch_end_to_end
-from evo.bench.head_to_head import ROUNDS, contenders, race
+from evo.bench.head_to_head import DISCOVERED, ROUNDS, contenders, race
 from evo.bench.metaschedule import (
     TRIALS_PER_TASK,
     UNBOUNDED_TRIALS,
@@ -49,8 +49,9 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
 
     The networks of the TVM rows and ONNX-based peers are kept in `out` (default
     RUN/bench) under `networks/`, and raced head to head for `race_rounds` interleaved
-    rounds (`evo.bench.head_to_head`; 0 skips): `head_to_head` in the result, whose
-    speedups are the headline figures."""
+    rounds (`evo.bench.head_to_head`; 0 skips, and so does a discovered row that
+    failed): `head_to_head` in the result (else None), whose speedups are the headline
+    figures."""
     set_tvm_threads(threads)
     snap = load_run(run)
     config = snap.config
@@ -126,11 +127,11 @@ def benchmark(run: Path, ident: int | None, program_run: Path | None,
         torch_end_to_end(discovered, network.input_shape, threads), genome, "discovered")
     add_peers("discovered", f"individual {chosen}", discovered, genome)
     best = best_peer(rows)
-    raced = None
-    if race_rounds > 0:
-        print(f"evo bench: racing the rows head to head, {race_rounds} rounds",
+    raced, entrants = None, contenders(rows)
+    if race_rounds > 0 and DISCOVERED in [c.name for c in entrants] and len(entrants) > 1:
+        print(f"evo bench: racing {len(entrants)} rows head to head, {race_rounds} rounds",
               file=sys.stderr, flush=True)
-        raced = race(contenders(rows), network.input_shape, threads, race_rounds,
+        raced = race(entrants, network.input_shape, threads, race_rounds,
                      seed=config.seed).to_json()
     return {"model": config.model, "individual": chosen, "threads": threads,
             "host": describe_host(),

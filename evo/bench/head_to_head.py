@@ -23,9 +23,11 @@ import select
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from evo.bench.race_worker import WINDOW_S, WINDOW_VARIABLE
 
@@ -118,7 +120,7 @@ def race(entrants: Sequence[Contender], input_shape: tuple[int, ...], threads: i
     if window_s is None:
         window_s = float(os.environ.get(WINDOW_VARIABLE, WINDOW_S))
     result = Race(rounds, window_s, list(entrants), {c.name: [] for c in entrants})
-    workers: dict[str, subprocess.Popen] = {}
+    workers: dict[str, _Worker] = {}
     try:
         for c in entrants:
             workers[c.name] = _start(c, input_shape, threads, window_s, seed)
@@ -140,20 +142,28 @@ def race(entrants: Sequence[Contender], input_shape: tuple[int, ...], threads: i
     return result
 
 
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    log: IO[str]  # its stderr: an unnamed temporary file (a pipe nobody reads could fill)
+
+
 def _start(c: Contender, input_shape: tuple[int, ...], threads: int, window_s: float,
-           seed: int) -> subprocess.Popen:
+           seed: int) -> _Worker:
     shape = ",".join(str(n) for n in input_shape)
-    return subprocess.Popen(
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by _stop
+    process = subprocess.Popen(
         [sys.executable, "-m", "evo.bench.race_worker", c.kind, str(c.path), shape,
          str(threads), str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=log, text=True,
         env={**os.environ, "TVM_NUM_THREADS": str(threads), WINDOW_VARIABLE: str(window_s)})
+    return _Worker(process, log)
 
 
-def _turn(worker: subprocess.Popen, c: Contender, result: Race) -> float | None:
+def _turn(worker: _Worker, c: Contender, result: Race) -> float | None:
     try:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
+        worker.process.stdin.write("go\n")
+        worker.process.stdin.flush()
     except OSError:
         pass  # it died; _await_line reports why
     line = _await_line(worker, TURN_TIMEOUT_S)
@@ -164,31 +174,35 @@ def _turn(worker: subprocess.Popen, c: Contender, result: Race) -> float | None:
         return None
 
 
-def _await_line(worker: subprocess.Popen, timeout_s: float, expect: str | None = None) -> str:
+def _await_line(worker: _Worker, timeout_s: float, expect: str | None = None) -> str:
     """The worker's next stdout line; if `expect` is given, "" when it is that line, else
     the error: the worker's last stderr line when it died, or a timeout."""
-    ready, _, _ = select.select([worker.stdout], [], [], timeout_s)
-    line = worker.stdout.readline().strip() if ready else None
+    process = worker.process
+    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+    line = process.stdout.readline().strip() if ready else None
     if line is None:
-        worker.kill()
+        process.kill()
         return f"no answer within {timeout_s:.0f} s"
     if not line:
-        worker.wait()
-        lines = [text for text in worker.stderr.read().splitlines() if text.strip()]
-        return lines[-1] if lines else f"worker exited with code {worker.returncode}"
+        process.wait()
+        worker.log.seek(0)
+        lines = [text for text in worker.log.read().splitlines() if text.strip()]
+        return lines[-1] if lines else f"worker exited with code {process.returncode}"
     if expect is not None:
         return "" if line == expect else f"unexpected answer {line[:100]!r}"
     return line
 
 
-def _stop(worker: subprocess.Popen) -> None:
+def _stop(worker: _Worker) -> None:
+    process = worker.process
     try:
-        worker.stdin.write("quit\n")
-        worker.stdin.close()
-        worker.wait(timeout=10)
+        process.stdin.write("quit\n")
+        process.stdin.close()
+        process.wait(timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        worker.kill()
-        worker.wait()
+        process.kill()
+        process.wait()
+    worker.log.close()
 
 
 def _quartiles(values: list[float]) -> list[float] | None:
