@@ -8,7 +8,9 @@ HELP = ("Measure, in one sitting, whole networks end to end (batch 1): the "
         "original under TVM (a program-only search's best or the template schedule), under "
         "MetaSchedule, in PyTorch eager and in the peers a user would deploy instead "
         "(torch.compile, ONNX Runtime, OpenVINO), a BlockSwap-style baseline, and the best "
-        "legal discovered network in TVM, PyTorch eager and the peers. With --model and "
+        "legal discovered network in TVM, PyTorch eager and the peers; then it races the "
+        "TVM rows and the ONNX-based peers head to head in interleaved rounds, for "
+        "speedups that a slow spell of a shared machine cannot skew. With --model and "
         "--time-budget it first runs the full search and its program-only twin itself.")
 
 EXAMPLES = """examples:
