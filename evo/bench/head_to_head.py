@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from evo.bench.peers import ONNX_PEERS
 from evo.bench.race_worker import WINDOW_S, WINDOW_VARIABLE
 
 ROUNDS = 20
 READY_TIMEOUT_S = 600.0
 TURN_TIMEOUT_S = 120.0
-RACED_PEERS = ("onnxruntime", "openvino")
 DISCOVERED = "tvm_discovered"
 
 
@@ -105,7 +105,7 @@ def contenders(rows: Sequence[dict]) -> list[Contender]:
         if row.get("error") or not row.get("artifact") or not row.get("ms"):
             continue
         peer = (row.get("peer") or {}).get("name")
-        kind = "tvm" if peer is None else peer if peer in RACED_PEERS else None
+        kind = "tvm" if peer is None else peer if peer in ONNX_PEERS else None
         if kind is not None:
             chosen.append(Contender(row["name"], row["network"], kind, Path(row["artifact"])))
     return chosen

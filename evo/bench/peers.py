@@ -163,6 +163,10 @@ def openvino_from(model: bytes, threads: int) -> Built:
                  {"device": "CPU", **config, "opset": OPSET}, model)
 
 
+# The peers that run an ONNX model, by name: what `evo.bench.head_to_head` can race from
+# the model file a row kept.
+ONNX_PEERS: dict[str, Callable[[bytes, int], Built]] = {"onnxruntime": onnxruntime_from,
+                                                        "openvino": openvino_from}
 PEERS: dict[str, tuple[str, str, Callable[[nn.Module, np.ndarray, int], Built]]] = {
     "torch_compile": ("torch.compile", "inductor, default mode", _torch_compile("default")),
     "torch_compile_max_autotune": ("torch.compile", "inductor, max-autotune",

@@ -38,9 +38,9 @@ def main(argv: list[str]) -> int:
         run = infer(data)
         run()
     except Exception as exc:  # noqa: BLE001 - one line for the parent, whatever failed
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-        print(f"{kind}: {type(exc).__name__}: {lines[-1] if lines else ''}"[:300],
-              file=sys.stderr)
+        from evo.bench.peers import last_line
+
+        print(f"{kind}: {last_line(exc)}", file=sys.stderr)
         return 1
     window = float(os.environ.get(WINDOW_VARIABLE, WINDOW_S))
     print("ready", file=answers, flush=True)
@@ -91,9 +91,9 @@ def _load(kind: str, path: str, threads: int):
         return bind_tvm
     from pathlib import Path
 
-    from evo.bench.peers import onnxruntime_from, openvino_from
+    from evo.bench.peers import ONNX_PEERS
 
-    build = {"onnxruntime": onnxruntime_from, "openvino": openvino_from}.get(kind)
+    build = ONNX_PEERS.get(kind)
     if build is None:
         raise ValueError(f"unknown kind {kind!r}")
     built = build(Path(path).read_bytes(), threads)

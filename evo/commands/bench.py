@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   evo bench --run runs/demo --metaschedule-trials-per-task 0 --peers none
 """
 DEFAULT_PEERS = "torch_compile,onnxruntime,openvino"  # evo.bench.peers.DEFAULT_PEERS
+RACE_ROUNDS = 20  # evo.bench.head_to_head.ROUNDS (not imported: it loads TVM and torch)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="N",
                         help="time each TVM row in N fresh processes and report their "
                              "median (default 5, or $EVO_TIMING_PROCESSES)")
-    parser.add_argument("--race-rounds", type=o.count(0, 10_000).arg(), default=20,
+    parser.add_argument("--race-rounds", type=o.count(0, 10_000).arg(),
+                        default=RACE_ROUNDS,
                         metavar="N",
                         help="race the TVM rows and the ONNX-based peers head to head in N "
                              "interleaved rounds, each in its own process; the speedups "
                              "compare rounds, so a slow spell of a shared machine hits "
-                             "every row alike (default 20, about 0.3 s per row and round; "
-                             "0 skips)")
+                             f"every row alike (default {RACE_ROUNDS}, about 0.5 s per row "
+                             "and round; 0 skips)")
     parser.add_argument("--out", metavar="DIR",
                         help="with --model: the benchmark folder (searches, MetaSchedule "
                              "database, result.json; default runs/bench-MODEL-T); with --run: "

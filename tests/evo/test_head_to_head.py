@@ -94,3 +94,10 @@ def test_only_rows_with_a_kept_network_are_raced() -> None:
         Contender("tvm_program_only", "original", "tvm", Path("n/tvm_program_only.so")),
         Contender("onnxruntime_original", "original", "onnxruntime",
                   Path("n/onnxruntime_original.onnx"))]
+
+
+def test_the_cli_default_is_the_race_default() -> None:
+    from evo.bench.head_to_head import ROUNDS
+    from evo.commands.bench import RACE_ROUNDS
+
+    assert RACE_ROUNDS == ROUNDS
