@@ -21,7 +21,7 @@ from evo.bench.relax_import import to_relax
 from evo.bench.timing import time_executable
 from evo.host import describe_host, host_label
 from evo.networks import load_network, transform_network
-from evo.search.variation import SEED_SCHEDULES, template_genome
+from evo.search.variation import SEED_SCHEDULES, seed_genome
 from evo.target import make_target
 from genomes.genome import load_genome_file
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.genome:
             genome = load_genome_file(args.genome)
         else:
-            genome = template_genome(network.slots, SEED_SCHEDULES[args.schedule])
+            genome = seed_genome(network.slots, SEED_SCHEDULES[args.schedule])
         transform = transform_network(network, genome)
         module = transform.module.eval()
         builds = {}

@@ -55,7 +55,7 @@ from evo.bench.peers import peer_end_to_end  # noqa: E402
 from evo.bench.relax_import import program_symbol  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
 from evo.networks import Network, load_network  # noqa: E402
-from evo.search.variation import SEED_SCHEDULES, template_genome  # noqa: E402
+from evo.search.variation import SEED_SCHEDULES, seed_genome  # noqa: E402
 from evo.target import make_target  # noqa: E402
 from genomes.genome import NetworkGenome  # noqa: E402
 
@@ -98,7 +98,7 @@ def compare_template(model: str, threads: int, schedule: str = "template") -> di
     search starts, or the second seed, `evo.search.variation.CHANNEL_SCHEDULE`) against
     ONNX Runtime; no search, no MetaSchedule."""
     network = load_network(model)
-    genome = template_genome(network.slots, SEED_SCHEDULES[schedule])
+    genome = seed_genome(network.slots, SEED_SCHEDULES[schedule])
     return {"bench": None, **_compare(network, None, f"{schedule} schedule", genome, None,
                                       threads)}
 
@@ -199,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of a bench: this zoo network with the template "
                              "schedule against ONNX Runtime")
     parser.add_argument("--schedule", choices=tuple(SEED_SCHEDULES), default="template",
-                        help="with --template: the schedule on every conv (default "
-                             "template; channels: vectorized over output channels)")
+                        help="with --template: a seed schedule (evo.search.variation) on "
+                             "every conv it applies to, the template on the others "
+                             "(default template; channels: vectorized over output "
+                             "channels; winograd: F(4x4) on 3x3 convs at stride 1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

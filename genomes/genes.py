@@ -36,6 +36,7 @@ MAX_TILE = 64
 MAX_SPLIT_PARTS = 8
 UNROLL_STEPS = (0, 4, 16, 64, 512)
 PACK_FACTORS = (1, 4, 8, 16, 32)
+WINOGRAD_TILES = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -426,10 +427,38 @@ class InlinePad(ProgramGene):
         return replace(schedule, inline_pad=True)
 
 
+@dataclass(frozen=True)
+class Winograd(ProgramGene):
+    """Compute the piece with Winograd's minimal filtering F(m x m, 3 x 3), `tile` = m
+    outputs a side per tile: input tiles and weights are transformed (the weights once,
+    when they are laid out), multiplied channel by channel as a batched matrix product
+    (alpha^2 = (m + 2)^2 products per tile instead of 9 m^2), and transformed back.
+    Only for 3x3 convs at stride 1; the result equals the direct conv's up to float
+    rounding. Under it `tile(co)`, `tile(ow)` and `tile(ci)` tile the product's output
+    channels, tiles and reduction, `vectorize` picks co or the tiles, `pack` lays out the
+    transformed weights; the other program genes keep their meaning or do nothing."""
+
+    name: ClassVar[str] = "winograd"
+    tile: int = 2
+
+    def _check(self) -> None:
+        _require_choice(self, "tile", WINOGRAD_TILES)
+
+    def _apply_piece(self, plan, index, piece, schedule):
+        if plan.spec.kernel != 3 or plan.spec.stride != 1:
+            raise GeneError(f"{self.label()}: needs a 3x3 conv at stride 1, this one is "
+                            f"{plan.spec.kernel}x{plan.spec.kernel} at stride {plan.spec.stride}")
+        return [(piece, self.configure(schedule))]
+
+    def configure(self, schedule):
+        return replace(schedule, winograd=self.tile)
+
+
 NEURAL_GENES: tuple[type[Gene], ...] = (Bottleneck, Group, Depthwise, SplitChannels,
                                         UnrollChannels, SplitRows)
 PROGRAM_GENES: tuple[type[Gene], ...] = (Tile, Reorder, ReorderReduction, Vectorize, Fuse,
-                                         Parallel, Unroll, CacheWrite, Pack, InlinePad)
+                                         Parallel, Unroll, CacheWrite, Pack, InlinePad,
+                                         Winograd)
 GENES: dict[str, type[Gene]] = {g.name: g for g in NEURAL_GENES + PROGRAM_GENES}
 
 

@@ -16,6 +16,7 @@ from genomes.genes import (
     PACK_FACTORS,
     PROGRAM_GENES,
     UNROLL_STEPS,
+    WINOGRAD_TILES,
     Bottleneck,
     CacheWrite,
     Depthwise,
@@ -34,6 +35,7 @@ from genomes.genes import (
     Unroll,
     UnrollChannels,
     Vectorize,
+    Winograd,
 )
 from genomes.genome import LayerGenome
 from genomes.plan import OUTER_AXES, REDUCTION_AXES, TILE_AXES, LayerPlan, initial_plan
@@ -150,5 +152,7 @@ _DRAW = {
     "cache_write": lambda rng, plan, piece, index: CacheWrite(piece=index),
     "pack": lambda rng, plan, piece, index: Pack(_choice(rng, PACK_FACTORS[1:]), piece=index),
     "inline_pad": lambda rng, plan, piece, index: InlinePad(piece=index),
+    "winograd": lambda rng, plan, piece, index: Winograd(_choice(rng, WINOGRAD_TILES),
+                                                         piece=index),
 }
 assert set(_DRAW) == set(GENES), "every gene needs a sampler"

@@ -2,7 +2,8 @@
 
 The function is `main(data, w0, ..., w{k-1}, output)`: the layer's full NCHW input,
 one weight tensor per piece (OIHW, or OIHW[x]o when the piece's schedule packs
-its weights, see `pack_weights`), and the layer's NCHW output. Each piece is a
+its weights, see `pack_weights`; transformed for a Winograd piece, see
+`genomes.tvm_winograd`), and the layer's NCHW output. Each piece is a
 TE compute stage `conv{i}` (reading a zero-padded copy `pad{i}` of its input strip
 when the layer pads); with more than one piece a stage `output` assembles them.
 
@@ -25,7 +26,13 @@ import numpy as np
 import tvm
 from tvm import te, tirx
 
+from genomes import tvm_winograd
 from genomes.plan import LayerPlan, Piece, ScheduleConfig, largest_divisor_at_most
+
+# The version of the programs genomes decode to: part of every measurement's cache key
+# (`evo.measure.tvm_evaluator`), so a change here is never answered with an older
+# program's time. 2: accumulators laid out with the vector's lanes contiguous, Winograd.
+PROGRAM_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -75,11 +82,23 @@ def pack_factor(plan: LayerPlan, index: int) -> int:
     return largest_divisor_at_most(plan.pieces[index].out_channels, plan.schedules[index].pack)
 
 
+def uses_winograd(plan: LayerPlan, index: int) -> bool:
+    """Whether piece `index` is computed with Winograd (its schedule asks for it, and the
+    layer is a 3x3 conv at stride 1, as the gene checks)."""
+    spec = plan.spec
+    return (plan.schedules[index].winograd > 0 and spec.kernel == tvm_winograd.KERNEL
+            and spec.stride == 1)
+
+
 def pack_weights(plan: LayerPlan, weights: list[np.ndarray]) -> list[np.ndarray]:
-    """Lay out per-piece OIHW weights as the TVM function's weight arguments expect."""
+    """Lay out per-piece OIHW weights as the TVM function's weight arguments expect
+    (transformed first for a Winograd piece)."""
     out = []
     for index, w in enumerate(weights):
         x = pack_factor(plan, index)
+        if uses_winograd(plan, index):
+            out.append(tvm_winograd.transform_weights(w, plan.schedules[index].winograd, x))
+            continue
         if x == 1:
             out.append(np.ascontiguousarray(w))
             continue
@@ -119,6 +138,8 @@ def _compute(plan: LayerPlan, epilogue: Epilogue | None = None) -> tirx.PrimFunc
 
 
 def _piece_compute(plan: LayerPlan, index: int, piece: Piece, data: te.Tensor):
+    if uses_winograd(plan, index):
+        return tvm_winograd.compute(plan, index, piece, data, pack_factor(plan, index))
     spec = plan.spec
     pad, k, s = spec.padding, spec.kernel, spec.stride
     cig = piece.in_channels // piece.groups
@@ -188,6 +209,9 @@ def _assembly(plan: LayerPlan, stages: list[te.Tensor]) -> te.Tensor:
 
 def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece: Piece,
                     config: ScheduleConfig, epilogue: bool = False) -> None:
+    if uses_winograd(plan, index):
+        tvm_winograd.schedule(sch, plan, index, piece, config, epilogue)
+        return
     spec = plan.spec
     block = sch.get_sblock(f"conv{index}")
     if spec.padding > 0:
@@ -218,6 +242,8 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
     if config.cache_write:
         write_back = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(write_back, outer_loops[-1])
+        if config.vectorize == "co":  # accumulators with the vector's lanes contiguous
+            sch.transform_layout(block, ("write", 0), lambda n, c, y, x: (n, y, x, c))
         if epilogue:  # the epilogue is computed as the register tile is written back
             sch.reverse_compute_inline(sch.get_sblock("epilogue"))
         if config.vectorize is not None:

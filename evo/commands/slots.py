@@ -55,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"every slot allows {', '.join(CHANNEL_PRESERVING)} and the program genes "
           f"({', '.join(PROGRAM)})" + (f", except where they cannot apply: {exceptions}"
                                        if exceptions else ""))
+    for gene in PROGRAM:
+        where = [slot.id for slot in network.slots if gene in slot.allowed]
+        if len(where) < len(network.slots):
+            print(f"{gene} applies to {len(where)} of {len(network.slots)} slots"
+                  + (" (3x3 convs at stride 1)" if gene == "winograd" else "")
+                  + (f": {', '.join(where)}" if where else ""))
     return 0
 
 

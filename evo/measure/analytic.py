@@ -18,7 +18,9 @@ AVX2-class machine) and is multiplied by what the program genes buy there:
   (co x oh x ow inner tiles) held in vector registers, best at about 8 of the
   16 registers, slower again when it spills;
 - parallel: the outermost (fused) loop's extent shared among the threads;
-- unroll: a small gain up to 64, a small loss for 512 (code bloat).
+- unroll: a small gain up to 64, a small loss for 512 (code bloat);
+- winograd: the products' fewer multiply-adds at the same rate, plus the tile
+  transforms at four times the scalar rate (unrolled straight-line code).
 
 The rate is capped at a per-core peak. Reorders and the `ci` tile barely matter
 here and are priced accordingly. The figures are plausible, not predictions.
@@ -57,6 +59,19 @@ def estimate_plan_ms(plan: LayerPlan, threads: int) -> float:
     return total
 
 
+def _winograd_ms(plan: LayerPlan, index: int, direct_ms: float, cores: float) -> float:
+    """A Winograd piece: the products' share of the direct conv's multiply-adds,
+    alpha^2 / (9 m^2), at the direct conv's rate, plus both transforms at the
+    rate of unrolled straight-line code, four times the naive loops' (about alpha^3
+    operations per tile and channel, either way)."""
+    spec, piece, m = plan.spec, plan.pieces[index], plan.schedules[index].winograd
+    alpha = m + 2
+    tiles = spec.batch * -(-piece.out_rows(spec) // m) * -(-spec.out_width // m)
+    transforms = alpha ** 3 * tiles * (piece.in_channels + piece.out_channels)
+    return (direct_ms * alpha ** 2 / (9 * m * m)
+            + transforms / (4 * SCALAR_GFLOPS * cores * 1e6))
+
+
 def piece_ms(plan: LayerPlan, index: int, threads: int) -> float:
     spec, piece, config = plan.spec, plan.pieces[index], plan.schedules[index]
     inner = _inner_tiles(plan, piece, config)
@@ -65,6 +80,8 @@ def piece_ms(plan: LayerPlan, index: int, threads: int) -> float:
                  PEAK_GFLOPS)
     cores = _parallel_cores(plan, piece, config, inner, threads)
     compute_ms = piece.flops(spec) / (gflops * cores * 1e6)
+    if config.winograd and spec.kernel == 3 and spec.stride == 1:
+        compute_ms = _winograd_ms(plan, index, compute_ms, cores)
     in_bytes = 4 * spec.batch * piece.in_channels * piece.rows * spec.width
     out_bytes = 4 * spec.batch * piece.out_channels * piece.out_rows(spec) * spec.out_width
     memory_ms = (in_bytes + 4 * piece.params(spec) + 2 * out_bytes) / (BANDWIDTH_GBS * 1e6)

@@ -43,6 +43,7 @@ from evo.measure.runner import MeasurementProcess
 from evo.measure.timing import TimingPolicy
 from evo.measure.types import LayerJob, LayerMeasurement
 from genomes.genome import decode_layer
+from genomes.tvm_decoder import PROGRAM_VERSION
 
 CHUNK = 64
 
@@ -73,7 +74,8 @@ class TvmEvaluator(CachingEvaluator):
         address = parse_runner(runner)
         self.target_key = target_key(make_target(target))
         self.cache = None  # opened after the preflight (CachingEvaluator)
-        self.tvm_version = tvm.__version__
+        # TVM's version and the decoder's: either changes the programs measured
+        self.tvm_version = f"{tvm.__version__}+programs{PROGRAM_VERSION}"
         self.jobs = jobs or available_cores()
         self.backend = backend
         self.scheduler = scheduler

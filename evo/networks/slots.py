@@ -29,6 +29,7 @@ from evo.errors import UsageError
 from evo.networks.base import Slot
 from evo.networks.threads import torch_threads
 from genomes.genes import (
+    GENES,
     MAX_SPLIT_PARTS,
     NEURAL_GENES,
     PROGRAM_GENES,
@@ -94,7 +95,8 @@ def find_slots(module: nn.Module, input_shape: tuple[int, ...],
         site = sites.get(name, ConvSite())
         neural = CHANNEL_CHANGING + CHANNEL_PRESERVING if site.can_shrink else CHANNEL_PRESERVING
         allowed = tuple(name for name in neural if can_apply(spec, name))
-        slots.append(Slot(name, spec, allowed + PROGRAM, shrinks=site.shrinks, feeds=site.feeds,
+        program = tuple(gene for gene in PROGRAM if can_apply(spec, gene))
+        slots.append(Slot(name, spec, allowed + program, shrinks=site.shrinks, feeds=site.feeds,
                           measure_at=site.measure_at or name))
     order = {name: i for i, name in enumerate(inputs)}
     slots.sort(key=lambda s: order[s.id])
@@ -120,12 +122,15 @@ def _trial_genes(name: str, spec: LayerSpec):
 
 
 def can_apply(spec: LayerSpec, name: str) -> bool:
-    """Whether neural gene `name` applies to `spec`'s untransformed layer with some
-    parameters (program genes always do)."""
-    if name not in CHANNEL_CHANGING + CHANNEL_PRESERVING:
-        return True
+    """Whether gene `name` applies to `spec`'s untransformed layer with some parameters
+    (a program gene with its defaults: all but `winograd`, which needs a 3x3 conv at
+    stride 1, apply to every conv)."""
     plan = initial_plan(spec)
-    for gene in _trial_genes(name, spec):
+    if name not in CHANNEL_CHANGING + CHANNEL_PRESERVING:
+        trials = [GENES[name]()]
+    else:
+        trials = _trial_genes(name, spec)
+    for gene in trials:
         try:
             gene.apply(plan)
         except GeneError:

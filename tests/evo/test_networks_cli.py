@@ -22,6 +22,7 @@ def test_slots_table_and_json(capsys):
     out = capsys.readouterr().out
     assert "tiny: 5 slots, input 1x3x32x32" in out
     assert "layer1.conv1" in out and "yes, shrinks layer1.bn1, layer1.conv2" in out
+    assert "winograd applies to 2 of 5 slots (3x3 convs at stride 1): conv1, layer1.conv2" in out
     assert main(["slots", "--model", "resnet18", "--input-shape", "2,3,32,32", "--json"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert len(items) == 20
@@ -31,6 +32,10 @@ def test_slots_table_and_json(capsys):
     assert first["flops"] == 2 * 2 * 64 * 32 * 32 * 3 * 9
     assert "bottleneck" not in first["allowed"] and "tile" in first["allowed"]
     assert "bottleneck" in items[1]["allowed"]
+    assert "winograd" in first["allowed"]  # 3x3 at stride 1
+    assert [item["id"] for item in items if "winograd" not in item["allowed"]] == [
+        "layer2.0.conv1", "layer2.0.shortcut.0", "layer3.0.conv1", "layer3.0.shortcut.0",
+        "layer4.0.conv1", "layer4.0.shortcut.0"]
 
 
 def test_fisher_json_matches_the_library(capsys):

@@ -39,24 +39,32 @@ def finished(tmp_path_factory):
 
 
 def test_generation_zero_is_original_seeds_and_mutants(finished) -> None:
-    from evo.search.variation import CHANNEL_SCHEDULE, TEMPLATE_SCHEDULE
+    from evo.search.variation import SEED_SCHEDULES, TEMPLATE_SCHEDULE
 
     _, store = finished
     individuals = store.individuals()
     first = [i for i in individuals.values() if i.generation == 0]
+    seeds = len(SEED_SCHEDULES)
     assert first[0].id == 1 and first[0].operator == "original" and not first[0].genome.layers
-    assert [i.operator for i in first[1:3]] == ["initial:template", "initial:channels"]
+    assert [i.operator for i in first[1:1 + seeds]] == [f"initial:{name}"
+                                                        for name in SEED_SCHEDULES]
     assert set(first[1].genome.layers.values()) == {TEMPLATE_SCHEDULE}
-    channels = first[2].genome.layers
-    assert sorted(first[2].detail["slots"]) == sorted(s for s, g in channels.items()
-                                                     if g == CHANNEL_SCHEDULE)
-    assert first[2].detail["slots"] and set(channels) == set(first[1].genome.layers)
-    assert {i.operator for i in first[3:]} <= {"initial:program", "initial:any"}
+    for seed, schedule in zip(first[2:1 + seeds], list(SEED_SCHEDULES.values())[1:],
+                              strict=True):
+        layers = seed.genome.layers
+        assert sorted(seed.detail["slots"]) == sorted(s for s, g in layers.items()
+                                                      if g == schedule)
+        assert seed.detail["slots"] and set(layers) == set(first[1].genome.layers)
+        assert seed.parents == (1,)
+    # Winograd only where it applies: tiny's 3x3 convs at stride 1
+    winograd = next(i for i in first if i.operator == "initial:winograd")
+    assert sorted(winograd.detail["slots"]) == ["conv1", "layer1.conv2"]
+    assert {i.operator for i in first[1 + seeds:]} <= {"initial:program", "initial:any"}
     assert "initial:program" in {i.operator for i in first}
-    assert first[1].parents == first[2].parents == (1,)
-    assert all(i.parents == (2,) for i in first[3:])  # mutants are built on the template
+    assert first[1].parents == (1,)
+    assert all(i.parents == (2,) for i in first[1 + seeds:])  # mutants build on the template
     template = first[1].genome
-    for mutant in first[3:]:  # ... so at most `initial_genes` (4) slots differ from it
+    for mutant in first[1 + seeds:]:  # ... so at most `initial_genes` (4) slots differ
         changed = [sid for sid, layer in template.layers.items()
                    if layer != mutant.genome.layer(sid)]
         assert 1 <= len(changed) <= 4
@@ -65,26 +73,29 @@ def test_generation_zero_is_original_seeds_and_mutants(finished) -> None:
 
 
 def test_generation_one_starts_with_the_seeds_fastest_per_slot(finished) -> None:
-    """The analytic model prices column vectors of a strided conv at half: tiny's
-    strided convs measure faster with the channel schedule, the others with the
-    template, and the combination is measured from the cache, faster than both."""
+    """The combination of the seeds takes each slot from the seed that measured fastest
+    on it (from the cache, no new measurement) and is faster than every seed; under the
+    analytic model more than one seed contributes."""
+    from evo.search.variation import SEED_SCHEDULES
+
     _, store = finished
     individuals, evaluations = store.individuals(), store.evaluations()
-    template, channels = 2, 3
+    seeds = {name: 2 + i for i, name in enumerate(SEED_SCHEDULES)}
+    assert [individuals[i].operator for i in seeds.values()] == [
+        f"initial:{name}" for name in seeds]
     combined = [i for i in individuals.values() if i.operator == "seeds:fastest"]
     assert len(combined) == 1 and combined[0].generation == 1
     child = combined[0]
-    assert child.parents == (template, channels)
+    assert child.parents == tuple(seeds.values())
     picked = child.detail["slots"]
-    assert set(picked.values()) == {"template", "channels"}
+    assert len(set(picked.values())) >= 2
     for slot, name in picked.items():
-        seed = template if name == "template" else channels
-        assert child.genome.layer(slot) == individuals[seed].genome.layer(slot)
-        others = [evaluations[s].slots[slot]["ms"] for s in (template, channels)]
+        assert child.genome.layer(slot) == individuals[seeds[name]].genome.layer(slot)
+        others = [evaluations[s].slots[slot]["ms"] for s in seeds.values()]
         assert evaluations[child.id].slots[slot]["ms"] == min(others)
         assert evaluations[child.id].slots[slot]["cached"]
     assert evaluations[child.id].latency_ms < min(evaluations[s].latency_ms
-                                                  for s in (template, channels))
+                                                  for s in seeds.values())
 
 
 def test_fastest_per_slot_needs_two_program_only_seeds() -> None:
