@@ -90,3 +90,31 @@ def test_per_conv_template_against_onnxruntime(capsys) -> None:
     assert per_conv.main([]) == 2
     assert per_conv.main(["somewhere", "--template", "tiny"]) == 2
     assert capsys.readouterr().err.count("give a BENCH folder or --template MODEL") == 2
+
+
+def test_seed_schedules_combines_the_fastest_seed_per_conv(capsys) -> None:
+    """benchmarks.seed_schedules: every seed that applies timed on every conv shape (the
+    Winograd seeds only on 3x3 convs at stride 1), the fastest taken per conv, and the
+    combined network, the template and ONNX Runtime raced; bad input is one line."""
+    import json
+
+    from benchmarks import seed_schedules
+    from evo.search.variation import SEED_SCHEDULES
+
+    pytest.importorskip("onnxruntime")
+    assert seed_schedules.main(["tiny", "--rounds", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    network = load_network("tiny")
+    assert len(result["convs"]) == len({s.spec for s in network.slots})
+    for row in result["convs"]:
+        winograd_fits = row["spec"]["kernel"] == 3 and row["spec"]["stride"] == 1
+        expected = {n for n in SEED_SCHEDULES if winograd_fits or "winograd" not in n}
+        assert set(row["ms"]) == expected and all(ms > 0 for ms in row["ms"].values())
+        assert row["fastest"] == min(row["ms"], key=row["ms"].get)
+    names = {c["name"] for c in result["race"]["contenders"]}
+    assert names == {"template", "seeds_fastest", "onnxruntime"} and not result["errors"]
+    assert set(result["ratios"]) == {"template/seeds_fastest", "onnxruntime/seeds_fastest"}
+    assert seed_schedules.main(["nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert seed_schedules.main(["tiny", "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
