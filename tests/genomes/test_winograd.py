@@ -146,3 +146,18 @@ def test_slots_allow_winograd_exactly_on_3x3_convs_at_stride_1() -> None:
                 if slot.spec.kernel == 3 and slot.spec.stride == 1}
     assert allowed == expected and 0 < len(allowed) < len(network.slots)
     assert all("tile" in slot.allowed for slot in network.slots)
+
+
+def test_a_network_with_winograd_convs_compiles_whole_and_matches_pytorch(target) -> None:
+    """The deploy path (`to_relax`, epilogues fused, weights transformed as constants):
+    tiny with the `winograd` seed on its two 3x3 convs at stride 1 agrees with PyTorch."""
+    from evo.bench.end_to_end import genome_end_to_end
+    from evo.search.variation import WINOGRAD_SCHEDULE, seed_genome
+
+    network = load_network("tiny")
+    genome = seed_genome(network.slots, WINOGRAD_SCHEDULE)
+    assert sorted(s for s, g in genome.layers.items() if g == WINOGRAD_SCHEDULE) == [
+        "conv1", "layer1.conv2"]
+    row = genome_end_to_end(network, genome, target, threads=1)
+    assert row.error is None and row.agreement is not None and row.agreement.matches
+    assert row.convs == len(network.slots) and row.fused >= 2
