@@ -49,24 +49,26 @@ CHANNEL_SCHEDULE = LayerGenome((
     Parallel(), Unroll(64),
 ))
 # The register tile of AVX-512: 16 output channels (one 16-lane vector, weights packed
-# to match) x 2 rows x 4 columns, 8 accumulators. Measured with cold caches on resnet18
-# (AMD EPYC Zen 4, 2 threads, 2026-12-02): 1.2-2.5x faster than the better of the two
-# schedules above on every strided conv, the fastest of all seeds there.
+# to match) x 2 rows x 4 columns, 8 accumulators. Timed with cold caches on resnet18
+# (benchmarks/RESULTS.md, "The program side"; AMD EPYC Zen 4, 2 threads): 1.2-2.0x faster
+# than the better of the two schedules above on every strided conv, the fastest seed
+# there and on the 4x4 convs.
 CHANNEL16_SCHEDULE = LayerGenome((
     Tile("co", 16), Pack(16), Vectorize("co"), Tile("oh", 2), Tile("ow", 4), CacheWrite(),
     Fuse(3), Parallel(), Unroll(16),
 ))
 # Winograd F(4x4, 3x3) (`genomes.tvm_winograd`): its matrix products vectorized over 16
 # output channels with packed weights, 4 tiles each, accumulated in registers. Only on
-# 3x3 convs at stride 1, where it ran resnet18's 64-channel convs 1.4-1.8x faster than
-# the template (same sitting); with too few tiles (a 4x4 output is one) it loses.
+# 3x3 convs at stride 1, where it ran resnet18's 64- and 128-channel convs 1.6x and 1.9x
+# faster than the best direct schedule (same table); with few tiles (a 4x4 output is
+# one) it loses.
 WINOGRAD_SCHEDULE = LayerGenome((
     Winograd(4), Tile("co", 16), Pack(16), Vectorize("co"), Tile("ow", 4), CacheWrite(),
     Fuse(3), Parallel(), Unroll(16),
 ))
 # Winograd F(2x2, 3x3), products over 32 output channels x 4 tiles: fewer tiles' worth of
-# transforms and weights 1.8x the direct conv's (F(4x4): 4x); among the fastest seeds on
-# resnet18's 8x8 and 4x4 convs (same sitting; single timings, within noise of others).
+# transforms and weights 1.8x the direct conv's (F(4x4): 4x); the fastest seed on
+# resnet18's 8x8 convs (same table).
 WINOGRAD2_SCHEDULE = LayerGenome((
     Winograd(2), Tile("co", 32), Pack(32), Vectorize("co"), Tile("ow", 4), CacheWrite(),
     Fuse(3), Parallel(), Unroll(16),
