@@ -33,7 +33,7 @@ from evo.bench.timing import set_tvm_threads  # noqa: E402
 from evo.errors import UsageError  # noqa: E402
 from evo.measure.timing import TimingPolicy  # noqa: E402
 from evo.networks import Network, load_network  # noqa: E402
-from evo.search.variation import SEED_SCHEDULES, TEMPLATE_SCHEDULE  # noqa: E402
+from evo.search.variation import SEED_SCHEDULES, allows, template_genome  # noqa: E402
 from evo.target import make_target  # noqa: E402
 from evo.tvm_runtime import CompileError, compile_plan  # noqa: E402
 from genomes.genome import NetworkGenome, decode_layer  # noqa: E402
@@ -50,7 +50,7 @@ def seed_times(network: Network, target, cold: bool) -> dict[LayerSpec, dict[str
             continue
         times[slot.spec] = {}
         for name, schedule in SEED_SCHEDULES.items():
-            if any(g.name not in slot.allowed for g in schedule.genes):
+            if not allows(slot, schedule):
                 continue
             plan = decode_layer(slot.spec, schedule).plan
             try:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             count = sum(slot.spec == spec for slot in network.slots)
             cells = " ".join(f"{row[n]:10.4f}" if n in row else f"{'-':>10}" for n in names)
             print(f"{spec.short():28} {count:>5} {cells}  {fastest[spec]}", flush=True)
-    genomes = {"template": NetworkGenome({s.id: TEMPLATE_SCHEDULE for s in network.slots}),
+    genomes = {"template": template_genome(network.slots),
                "seeds_fastest": NetworkGenome({s.id: SEED_SCHEDULES[fastest[s.spec]]
                                                for s in network.slots})}
     folder = Path(tempfile.mkdtemp(prefix="seed-schedules-"))

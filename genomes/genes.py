@@ -20,6 +20,7 @@ from genomes.plan import (
     LayerPlan,
     Piece,
     ScheduleConfig,
+    winograd_fits,
 )
 from genomes.spec import conv_out_size
 
@@ -445,7 +446,7 @@ class Winograd(ProgramGene):
         _require_choice(self, "tile", WINOGRAD_TILES)
 
     def _apply_piece(self, plan, index, piece, schedule):
-        if plan.spec.kernel != 3 or plan.spec.stride != 1:
+        if not winograd_fits(plan.spec):
             raise GeneError(f"{self.label()}: needs a 3x3 conv at stride 1, this one is "
                             f"{plan.spec.kernel}x{plan.spec.kernel} at stride {plan.spec.stride}")
         return [(piece, self.configure(schedule))]

@@ -130,6 +130,17 @@ def initial_plan(spec: LayerSpec) -> LayerPlan:
     return LayerPlan(spec, (piece,), (ScheduleConfig(),))
 
 
+def winograd_fits(spec: LayerSpec) -> bool:
+    """Whether Winograd's F(m x m, 3 x 3) computes this layer: a 3x3 conv at stride 1."""
+    return spec.kernel == 3 and spec.stride == 1
+
+
+def winograd_tiles(spec: LayerSpec, piece: Piece, m: int) -> tuple[int, int]:
+    """The m x m output tiles of one image of a piece: (tile rows, tile columns), the last
+    of each partly outside the output when m does not divide it."""
+    return -(-piece.out_rows(spec) // m), -(-spec.out_width // m)
+
+
 def largest_divisor_at_most(extent: int, request: int) -> int:
     """The largest divisor of `extent` that is <= `request` (at least 1)."""
     for factor in range(min(extent, max(request, 1)), 0, -1):

@@ -27,7 +27,14 @@ import tvm
 from tvm import te, tirx
 
 from genomes import tvm_winograd
-from genomes.plan import LayerPlan, Piece, ScheduleConfig, largest_divisor_at_most
+from genomes.plan import (
+    LayerPlan,
+    Piece,
+    ScheduleConfig,
+    largest_divisor_at_most,
+    winograd_fits,
+)
+from genomes.tvm_loops import vectorize_innermost
 
 # The version of the programs genomes decode to: part of every measurement's cache key
 # (`evo.measure.tvm_evaluator`), so a change here is never answered with an older
@@ -84,10 +91,8 @@ def pack_factor(plan: LayerPlan, index: int) -> int:
 
 def uses_winograd(plan: LayerPlan, index: int) -> bool:
     """Whether piece `index` is computed with Winograd (its schedule asks for it, and the
-    layer is a 3x3 conv at stride 1, as the gene checks)."""
-    spec = plan.spec
-    return (plan.schedules[index].winograd > 0 and spec.kernel == tvm_winograd.KERNEL
-            and spec.stride == 1)
+    layer is one Winograd fits, as the gene checks)."""
+    return plan.schedules[index].winograd > 0 and winograd_fits(plan.spec)
 
 
 def pack_weights(plan: LayerPlan, weights: list[np.ndarray]) -> list[np.ndarray]:
@@ -247,17 +252,17 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
         if epilogue:  # the epilogue is computed as the register tile is written back
             sch.reverse_compute_inline(sch.get_sblock("epilogue"))
         if config.vectorize is not None:
-            _vectorize_innermost(sch, write_back, shared=len(outer_loops))
+            vectorize_innermost(sch, write_back, shared=len(outer_loops))
     elif epilogue:  # ... else after each outer tile, while the tile is in cache
         tail = sch.get_sblock("epilogue")
         sch.reverse_compute_at(tail, outer_loops[-1])
         if config.vectorize is not None:
-            _vectorize_innermost(sch, tail, shared=len(outer_loops))
+            vectorize_innermost(sch, tail, shared=len(outer_loops))
     init = sch.decompose_reduction(block, reduction[0])
     vector_extent = inner_extent[config.vectorize] if config.vectorize else 1
     if vector_extent > 1:
         sch.vectorize(inner[config.vectorize])
-        _vectorize_innermost(sch, init, shared=len(outer_loops))
+        vectorize_innermost(sch, init, shared=len(outer_loops))
     if config.unroll:
         sch.annotate(reduction[0], "pragma_auto_unroll_max_step", config.unroll)
         sch.annotate(reduction[0], "pragma_unroll_explicit", 1)
@@ -279,15 +284,3 @@ def _schedule_elementwise(sch, block, parallel: bool, vectorize: bool) -> None:
         sch.parallel(sch.fuse(n, c, y))
     if vectorize:
         sch.vectorize(x)
-
-
-def _vectorize_innermost(sch, block, shared: int) -> None:
-    """Vectorize the block's innermost loop if it is the block's own (not one of the
-    `shared` enclosing loops it was computed at) and longer than 1."""
-    loops = sch.get_loops(block)
-    if len(loops) <= shared:
-        return
-    loop = loops[-1]
-    extent = sch.get(loop).extent
-    if isinstance(extent, tirx.IntImm) and extent.value > 1:
-        sch.vectorize(loop)

@@ -35,12 +35,20 @@ same way measured no faster).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import tvm
 from tvm import te, tirx
 
-from genomes.plan import LayerPlan, Piece, ScheduleConfig, largest_divisor_at_most
+from genomes.plan import (
+    LayerPlan,
+    Piece,
+    ScheduleConfig,
+    largest_divisor_at_most,
+    winograd_tiles,
+)
+from genomes.tvm_loops import vectorize_innermost
 
 KERNEL = 3
 VECTOR_TILES = 16  # the longest run of tiles a transform vectorizes over
@@ -101,7 +109,7 @@ def compute(plan: LayerPlan, index: int, piece: Piece, data: te.Tensor,
     a_mat, b_mat = _const(a_np, f"wA{index}"), _const(b_np, f"wB{index}")
     cig, cog = piece.in_channels // piece.groups, piece.out_channels // piece.groups
     out_h, out_w = piece.out_rows(spec), spec.out_width
-    tiles_h, tiles_w = -(-out_h // m), -(-out_w // m)
+    tiles_h, tiles_w = winograd_tiles(spec, piece, m)
     tiles = spec.batch * tiles_h * tiles_w
     pad, rows, c0, r0 = spec.padding, piece.rows, piece.in_start, piece.row_start
 
@@ -202,7 +210,7 @@ def _schedule_input_transform(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: i
     """Per input channel and run of tiles along a tile row: both passes unrolled over the
     tile, vectorized over the run (inputs read `m` apart)."""
     spec, m = plan.spec, config.winograd
-    run = largest_divisor_at_most(-(-spec.out_width // m), VECTOR_TILES)
+    run = largest_divisor_at_most(winograd_tiles(spec, piece, m)[1], VECTOR_TILES)
     block = sch.get_sblock(f"wdata{index}")
     eps, nu, c, p, ra = sch.get_loops(block)
     p_o, p_i = sch.split(p, factors=[None, run])
@@ -233,7 +241,7 @@ def _schedule_product(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piec
     spec, m = plan.spec, config.winograd
     block = sch.get_sblock(f"wgemm{index}")
     eps, nu, co, p, rc = sch.get_loops(block)
-    tiles = spec.batch * -(-piece.out_rows(spec) // m) * -(-spec.out_width // m)
+    tiles = spec.batch * math.prod(winograd_tiles(spec, piece, m))
     extents = {"co": piece.out_channels, "ow": tiles, "ci": piece.in_channels // piece.groups}
     factor = {a: largest_divisor_at_most(e, config.tile(a)) for a, e in extents.items()}
     co_o, co_i = sch.split(co, factors=[None, factor["co"]])
@@ -249,15 +257,11 @@ def _schedule_product(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piec
         if vector is co_i:  # accumulators with the vector's lanes contiguous
             sch.transform_layout(block, ("write", 0), lambda e, n, c, p: (e, n, p, c))
         if vector is not None:
-            loops = sch.get_loops(write_back)
-            if len(loops) > len(outer) and _extent(sch, loops[-1]) > 1:
-                sch.vectorize(loops[-1])
+            vectorize_innermost(sch, write_back, shared=len(outer))
     init = sch.decompose_reduction(block, rc_o)
-    if vector is not None and _extent(sch, vector) > 1:
+    if vector is not None and factor[config.vectorize] > 1:
         sch.vectorize(vector)
-        loops = sch.get_loops(init)
-        if len(loops) > len(outer) and _extent(sch, loops[-1]) > 1:
-            sch.vectorize(loops[-1])
+        vectorize_innermost(sch, init, shared=len(outer))
     if config.unroll:
         sch.annotate(rc_o, "pragma_auto_unroll_max_step", config.unroll)
         sch.annotate(rc_o, "pragma_unroll_explicit", 1)
@@ -266,7 +270,3 @@ def _schedule_product(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piec
     if config.parallel:
         sch.parallel(top)
 
-
-def _extent(sch: tvm.s_tir.Schedule, loop) -> int:
-    extent = sch.get(loop).extent
-    return extent.value if isinstance(extent, tirx.IntImm) else 0

@@ -37,7 +37,14 @@ from evo.measure.cache import CacheContext
 from evo.measure.evaluator import CachingEvaluator, available_cores
 from evo.measure.types import LayerJob, LayerMeasurement
 from genomes.genome import decode_layer
-from genomes.plan import LayerPlan, Piece, ScheduleConfig, largest_divisor_at_most
+from genomes.plan import (
+    LayerPlan,
+    Piece,
+    ScheduleConfig,
+    largest_divisor_at_most,
+    winograd_fits,
+    winograd_tiles,
+)
 
 MODEL_VERSION = "analytic-1"
 SCALAR_GFLOPS = 1.7
@@ -66,7 +73,7 @@ def _winograd_ms(plan: LayerPlan, index: int, direct_ms: float, cores: float) ->
     operations per tile and channel, either way)."""
     spec, piece, m = plan.spec, plan.pieces[index], plan.schedules[index].winograd
     alpha = m + 2
-    tiles = spec.batch * -(-piece.out_rows(spec) // m) * -(-spec.out_width // m)
+    tiles = spec.batch * math.prod(winograd_tiles(spec, piece, m))
     transforms = alpha ** 3 * tiles * (piece.in_channels + piece.out_channels)
     return (direct_ms * alpha ** 2 / (9 * m * m)
             + transforms / (4 * SCALAR_GFLOPS * cores * 1e6))
@@ -80,7 +87,7 @@ def piece_ms(plan: LayerPlan, index: int, threads: int) -> float:
                  PEAK_GFLOPS)
     cores = _parallel_cores(plan, piece, config, inner, threads)
     compute_ms = piece.flops(spec) / (gflops * cores * 1e6)
-    if config.winograd and spec.kernel == 3 and spec.stride == 1:
+    if config.winograd and winograd_fits(spec):
         compute_ms = _winograd_ms(plan, index, compute_ms, cores)
     in_bytes = 4 * spec.batch * piece.in_channels * piece.rows * spec.width
     out_bytes = 4 * spec.batch * piece.out_channels * piece.out_rows(spec) * spec.out_width

@@ -79,21 +79,24 @@ SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE,
                   "winograd2": WINOGRAD2_SCHEDULE}
 
 
+def allows(slot: SlotLike, schedule: LayerGenome) -> bool:
+    """Whether `slot` allows every gene of `schedule`."""
+    return all(g.name in slot.allowed for g in schedule.genes)
+
+
 def template_genome(slots: Sequence[SlotLike],
                     schedule: LayerGenome = TEMPLATE_SCHEDULE) -> NetworkGenome:
     """`schedule` (the template by default) on every slot that allows all its genes (not
     checked to decode)."""
-    return NetworkGenome({slot.id: schedule for slot in slots
-                          if all(g.name in slot.allowed for g in schedule.genes)})
+    return NetworkGenome({slot.id: schedule for slot in slots if allows(slot, schedule)})
 
 
 def seed_genome(slots: Sequence[SlotLike], schedule: LayerGenome) -> NetworkGenome:
     """`schedule` on every slot that allows all its genes, the template on the others
     (which allow it): a seed's network as `Variation.seeds` builds it, before checking
     that each layer decodes."""
-    return NetworkGenome({slot.id: schedule if all(g.name in slot.allowed
-                                                   for g in schedule.genes)
-                          else TEMPLATE_SCHEDULE for slot in slots})
+    return NetworkGenome({slot.id: schedule if allows(slot, schedule) else TEMPLATE_SCHEDULE
+                          for slot in slots})
 
 
 @dataclass(frozen=True)
