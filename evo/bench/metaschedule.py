@@ -6,8 +6,9 @@ as its users run it: trials per task, the XGBoost cost model, optionally a wall 
 
 Tuning runs in a child process (`python -m evo.bench.metaschedule_child`, which says
 what it tunes and how); it exports `WORK/network.so`, and the parent loads that, checks
-it against PyTorch and times it like every other row. The child's output goes to
-`WORK/child.log`; its marker lines tell the parent when tuning starts and ends.
+it against PyTorch and times it like every other row. The child's stderr goes to
+`WORK/child.log`; on stdout its marker lines tell the parent when tuning starts and
+ends (the rest, MetaSchedule's cost-model log, is read and dropped).
 
 With `budget_s`, the tuning is stopped (the child and its worker pools killed)
 `budget_s` seconds after it started, and a second child compiles with the records
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,40 +160,16 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
         child = subprocess.Popen([sys.executable, "-m", "evo.bench.metaschedule_child",
                                   str(work), json.dumps(request)], stdout=subprocess.PIPE,
                                  stderr=log, text=True, env=env, start_new_session=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_read, args=(child.stdout, lines), daemon=True).start()
-    phase, deadline, tuning_start = "setup", time.monotonic() + timeout, 0.0
-    try:
-        while True:
-            wait = None if math.isinf(deadline) else max(0.0, deadline - time.monotonic())
-            if progress is not None and phase == "tuning":
-                wait = PROGRESS_EVERY_S if wait is None else min(wait, PROGRESS_EVERY_S)
-            try:
-                line = lines.get(timeout=wait)
-            except queue.Empty:
-                if progress is not None and phase == "tuning" \
-                        and time.monotonic() < deadline:  # time to write progress
-                    _write_progress(work, progress[1], progress[0] + time.monotonic()
-                                    - tuning_start)
-                    continue
-                _kill(child)
-                if phase == "tuning":
-                    return "budget", time.monotonic() - tuning_start
-                return "error", f"no result within {timeout:.0f} s ({phase})"
-            if line is None:
-                break
-            if line == f"{MARKER} tuning":
-                phase, tuning_start = "tuning", time.monotonic()
-                deadline = tuning_start + budget_s if budget_s else math.inf
-            elif line == f"{MARKER} tuned":
-                phase, deadline = "compiling", time.monotonic() + timeout
-        child.wait()
-    except BaseException:  # Ctrl-C: stop the child and its worker pools
-        _kill(child)
-        if progress is not None and phase == "tuning":  # what the resumed tuning goes on from
-            _write_progress(work, progress[1], progress[0] + time.monotonic() - tuning_start)
-        raise
-    _kill(child)  # worker pools it left behind
+    report = None
+    if progress is not None:
+        before, asked = progress
+
+        def report(seconds: float) -> None:
+            _write_progress(work, asked, before + seconds)
+
+    outcome = supervise(child, budget_s, timeout, report)
+    if outcome[0] != "exited":
+        return outcome
     if child.returncode == 0:
         return "done", None
     if child.returncode < 0:
@@ -199,6 +177,53 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
     text = (work / LOG).read_text(errors="replace")
     last = [line for line in text.strip().splitlines() if line.strip()]
     return "error", last[-1] if last else f"exit code {child.returncode}"
+
+
+def supervise(child: subprocess.Popen, budget_s: float | None, timeout: float,
+              report: Callable[[float], None] | None = None) -> tuple[str, object]:
+    """Follow a child through its marker lines on stdout (other lines, such as
+    MetaSchedule's cost-model log, are read and dropped) until it exits: ("exited",
+    None), its worker pools killed; ("budget", seconds tuned) when its tuning ran
+    `budget_s` and it was killed; ("error", one line) when a phase outlived `timeout`.
+    While it tunes, `report(seconds tuned)` is called every `PROGRESS_EVERY_S`, however
+    much the child writes, and once more when the parent is interrupted (Ctrl-C), which
+    kills the child and re-raises."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read, args=(child.stdout, lines), daemon=True).start()
+    phase, deadline, tuning_start = "setup", time.monotonic() + timeout, 0.0
+    next_report = math.inf
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                _kill(child)
+                if phase == "tuning":
+                    return "budget", now - tuning_start
+                return "error", f"no result within {timeout:.0f} s ({phase})"
+            if report is not None and phase == "tuning" and now >= next_report:
+                report(now - tuning_start)
+                next_report = now + PROGRESS_EVERY_S
+            wake = min(deadline, next_report if phase == "tuning" else math.inf)
+            try:
+                line = lines.get(timeout=None if math.isinf(wake) else max(0.0, wake - now))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if line == f"{MARKER} tuning":
+                phase, tuning_start = "tuning", time.monotonic()
+                deadline = tuning_start + budget_s if budget_s else math.inf
+                next_report = tuning_start + PROGRESS_EVERY_S
+            elif line == f"{MARKER} tuned":
+                phase, deadline = "compiling", time.monotonic() + timeout
+        child.wait()
+    except BaseException:  # Ctrl-C: stop the child and its worker pools
+        _kill(child)
+        if report is not None and phase == "tuning":  # what the resumed tuning goes on from
+            report(time.monotonic() - tuning_start)
+        raise
+    _kill(child)  # worker pools it left behind
+    return "exited", None
 
 
 def _read(stream, lines: queue.Queue) -> None:
