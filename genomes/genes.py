@@ -420,12 +420,27 @@ class Pack(ProgramGene):
 
 @dataclass(frozen=True)
 class InlinePad(ProgramGene):
-    """Read the input through bounds checks instead of materialising a padded copy."""
+    """Read the input through bounds checks instead of materialising a padded copy
+    (undoes `tile_pad`)."""
 
     name: ClassVar[str] = "inline_pad"
 
     def configure(self, schedule):
-        return replace(schedule, inline_pad=True)
+        return replace(schedule, inline_pad=True, tile_pad=False)
+
+
+@dataclass(frozen=True)
+class TilePad(ProgramGene):
+    """Materialise the padded copy of the input inside each outer tile of the conv,
+    just the rows that tile reads, right before it reads them, instead of in a
+    separate pass over the whole input (a second parallel region, and a copy that has
+    left the cache by the time the conv reads it). Undoes `inline_pad`; does nothing
+    on an unpadded conv or under `winograd`."""
+
+    name: ClassVar[str] = "tile_pad"
+
+    def configure(self, schedule):
+        return replace(schedule, tile_pad=True, inline_pad=False)
 
 
 @dataclass(frozen=True)
@@ -459,7 +474,7 @@ NEURAL_GENES: tuple[type[Gene], ...] = (Bottleneck, Group, Depthwise, SplitChann
                                         UnrollChannels, SplitRows)
 PROGRAM_GENES: tuple[type[Gene], ...] = (Tile, Reorder, ReorderReduction, Vectorize, Fuse,
                                          Parallel, Unroll, CacheWrite, Pack, InlinePad,
-                                         Winograd)
+                                         TilePad, Winograd)
 GENES: dict[str, type[Gene]] = {g.name: g for g in NEURAL_GENES + PROGRAM_GENES}
 
 

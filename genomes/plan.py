@@ -90,6 +90,7 @@ class ScheduleConfig:
     cache_write: bool = False
     pack: int = 1
     inline_pad: bool = False
+    tile_pad: bool = False  # pad inside each outer tile (ignored when inline_pad)
     winograd: int = 0  # 0: the direct conv; m: Winograd F(m x m, 3 x 3)
 
     def tile(self, axis: str) -> int:

@@ -32,6 +32,7 @@ from genomes.genes import (
     SplitChannels,
     SplitRows,
     Tile,
+    TilePad,
     Unroll,
     UnrollChannels,
     Vectorize,
@@ -152,6 +153,7 @@ _DRAW = {
     "cache_write": lambda rng, plan, piece, index: CacheWrite(piece=index),
     "pack": lambda rng, plan, piece, index: Pack(_choice(rng, PACK_FACTORS[1:]), piece=index),
     "inline_pad": lambda rng, plan, piece, index: InlinePad(piece=index),
+    "tile_pad": lambda rng, plan, piece, index: TilePad(piece=index),
     "winograd": lambda rng, plan, piece, index: Winograd(_choice(rng, WINOGRAD_TILES),
                                                          piece=index),
 }

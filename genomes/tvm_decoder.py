@@ -223,7 +223,7 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
         pad_block = sch.get_sblock(f"pad{index}")
         if config.inline_pad:
             sch.compute_inline(pad_block)
-        else:
+        elif not config.tile_pad:  # else computed at the outer tile, below
             _schedule_elementwise(sch, pad_block, config.parallel, config.vectorize is not None)
 
     n, co, y, x, rc, ry, rx = sch.get_loops(block)
@@ -270,6 +270,10 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
     top = sch.fuse(*outer_loops[:depth]) if depth > 1 else outer_loops[0]
     if config.parallel:
         sch.parallel(top)
+    if spec.padding > 0 and config.tile_pad and not config.inline_pad:
+        sch.compute_at(pad_block, top)
+        if config.vectorize is not None:
+            sch.vectorize(sch.get_loops(pad_block)[-1])
 
 
 def _schedule_assembly(sch: tvm.s_tir.Schedule, plan: LayerPlan, block: str) -> None:

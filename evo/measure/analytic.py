@@ -13,7 +13,8 @@ AVX2-class machine) and is multiplied by what the program genes buy there:
   them half their gain at stride 2 (measured: the template, vectorized along `ow`,
   runs resnet18's stride-2 convs 1.6-2.7x slower than packed `co` vectors);
   reading the input through bounds checks (`inline_pad`) mostly defeats
-  vectorization;
+  vectorization; the padded copy made tile by tile (`tile_pad`) costs a quarter of
+  the separate pass;
 - register blocking: with `cache_write`, the accumulator tile
   (co x oh x ow inner tiles) held in vector registers, best at about 8 of the
   16 registers, slower again when it spills;
@@ -55,6 +56,7 @@ VECTOR_REGISTERS = 16
 PIECE_OVERHEAD_MS = 0.002
 PARALLEL_OVERHEAD_MS = 0.005
 UNROLL_GAIN = {0: 1.0, 4: 1.03, 16: 1.05, 64: 1.05, 512: 0.92}
+TILE_PAD_SHARE = 0.25
 
 
 def estimate_plan_ms(plan: LayerPlan, threads: int) -> float:
@@ -99,6 +101,8 @@ def piece_ms(plan: LayerPlan, index: int, threads: int) -> float:
         padded /= piece.rows * spec.width
         pad_ms = (in_bytes + padded) / (BANDWIDTH_GBS * 1e6 * (2 if config.vectorize else 1))
         pad_ms /= min(threads, 2) if config.parallel else 1
+        if config.tile_pad:  # copied tile by tile, in cache, in the conv's parallel region
+            pad_ms *= TILE_PAD_SHARE
     return max(compute_ms, memory_ms) + pad_ms + overhead
 
 

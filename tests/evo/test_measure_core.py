@@ -128,6 +128,8 @@ def test_analytic_rewards_genes_that_help_and_penalises_pathological_ones():
     assert analytic_ms(spec, big_tile + vec + cw) > analytic_ms(spec, tile + vec + cw)  # spills
     assert analytic_ms(spec, tile + vec + cw + [{"gene": "inline_pad"}]) > \
         2 * analytic_ms(spec, tile + vec + cw)
+    assert analytic_ms(spec, tile + vec + cw + par + [{"gene": "tile_pad"}]) < \
+        analytic_ms(spec, tile + vec + cw + par)
     assert analytic_ms(spec, [{"gene": "group", "groups": 4}]) < naive / 3
 
 
