@@ -43,14 +43,10 @@ from operators.network import SlotLike
 # A schedule that is good on x86 CPUs for most conv shapes: register tiles of 8
 # output channels x 16 output columns, vectorized along the columns, accumulated in
 # a local buffer, outer loops fused and run in parallel. Seeded into generation 0
-# as a program-only individual so the search starts from a sensible program. Every
-# direct-conv seed makes the padded input tile by tile (`tile_pad`): on resnet20's
-# convs that made each seed 1.1-3.3x faster than a separate padding pass, and the
-# seeds' combination 1.47x faster end to end (benchmarks/RESULTS.md, "Padding inside
-# the tile").
+# as a program-only individual so the search starts from a sensible program.
 TEMPLATE_SCHEDULE = LayerGenome((
     Tile("co", 8), Tile("ow", 16), Vectorize("ow"), CacheWrite(), Fuse(3), Parallel(),
-    Unroll(64), TilePad(),
+    Unroll(64),
 ))
 
 # Vectorized over output channels with weights packed OIHW8o, as ONNX Runtime's NCHWc
@@ -60,7 +56,7 @@ TEMPLATE_SCHEDULE = LayerGenome((
 # (benchmarks/RESULTS.md, "Against ONNX Runtime, conv by conv"). The second seed.
 CHANNEL_SCHEDULE = LayerGenome((
     Tile("co", 8), Pack(8), Tile("ow", 8), Vectorize("co"), CacheWrite(), Fuse(3),
-    Parallel(), Unroll(64), TilePad(),
+    Parallel(), Unroll(64),
 ))
 # The register tile of AVX-512: 16 output channels (one 16-lane vector, weights packed
 # to match) x 2 rows x 4 columns, 8 accumulators. Timed with cold caches on resnet18
@@ -69,7 +65,7 @@ CHANNEL_SCHEDULE = LayerGenome((
 # there and on the 4x4 convs.
 CHANNEL16_SCHEDULE = LayerGenome((
     Tile("co", 16), Pack(16), Vectorize("co"), Tile("oh", 2), Tile("ow", 4), CacheWrite(),
-    Fuse(3), Parallel(), Unroll(16), TilePad(),
+    Fuse(3), Parallel(), Unroll(16),
 ))
 # Winograd F(4x4, 3x3) (`genomes.tvm_winograd`): its matrix products vectorized over 16
 # output channels with packed weights, 4 tiles each, accumulated in registers. Only on
@@ -87,10 +83,18 @@ WINOGRAD2_SCHEDULE = LayerGenome((
     Winograd(2), Tile("co", 32), Pack(32), Vectorize("co"), Tile("ow", 4), CacheWrite(),
     Fuse(3), Parallel(), Unroll(16),
 ))
-# The program-only seeds of generation 0, by the name in their operator ("initial:NAME").
+# The program-only seeds of generation 0, by the name in their operator ("initial:NAME"):
+# the five above, and each direct-conv one with its padded input made tile by tile
+# (`tile_pad`). That made each of them 1.15-3.3x faster on resnet20's convs and their
+# combination 1.47x faster end to end, but up to 1.2x slower on resnet18's convs with
+# 256-512 input channels, whose tiles each pad all the input channels again
+# (benchmarks/RESULTS.md, "Padding inside the tile"); generation 1 takes the fastest
+# seed conv by conv.
 SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE,
                   "channels16": CHANNEL16_SCHEDULE, "winograd": WINOGRAD_SCHEDULE,
                   "winograd2": WINOGRAD2_SCHEDULE}
+SEED_SCHEDULES.update({f"{name}+tile_pad": LayerGenome(SEED_SCHEDULES[name].genes + (TilePad(),))
+                       for name in ("template", "channels", "channels16")})
 
 
 def allows(slot: SlotLike, schedule: LayerGenome) -> bool:

@@ -19,7 +19,7 @@ from evo.store.run_store import RunStore
 
 
 def _search(tmp_path: Path, name: str, **overrides) -> tuple[Search, RunStore]:
-    options = {"model": "tiny", "evaluator": "analytic", "population": 8, "generations": 4,
+    options = {"model": "tiny", "evaluator": "analytic", "population": 12, "generations": 4,
                "cache": str(tmp_path / "cache.sqlite"), **overrides}
     config = RunConfig(**options)
     folder = tmp_path / name
@@ -149,7 +149,7 @@ def test_evaluations_are_values_and_front_is_feasible(finished) -> None:
     assert checkpoint.generation == 4
     assert all(evaluations[i].feasible for i in checkpoint.front)
     assert checkpoint.best == best_feasible(list(individuals), evaluations)
-    assert len(checkpoint.population) == 8
+    assert len(checkpoint.population) == 12
     log = checkpoint.logbook
     assert log["original_ms"] == evaluations[1].latency_ms
     assert log["best_ms"] <= log["original_ms"]
