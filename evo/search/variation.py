@@ -86,8 +86,8 @@ WINOGRAD2_SCHEDULE = LayerGenome((
 # The program-only seeds of generation 0, by the name in their operator ("initial:NAME"):
 # the five above, and each direct-conv one with its padded input made tile by tile
 # (`tile_pad`). That made each of them 1.15-3.3x faster on resnet20's convs and their
-# combination 1.47x faster end to end, but up to 1.2x slower on resnet18's convs with
-# 256-512 input channels, whose tiles each pad all the input channels again
+# combination 1.47x faster end to end, but most of them up to 1.23x slower on resnet18's
+# convs with 64-512 input channels, whose tiles each pad all the input channels again
 # (benchmarks/RESULTS.md, "Padding inside the tile"); generation 1 takes the fastest
 # seed conv by conv.
 SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE,
