@@ -20,6 +20,7 @@ from genomes.genes import (
     Fuse,
     Pack,
     Parallel,
+    Reorder,
     Tile,
     TilePad,
     Unroll,
@@ -84,16 +85,18 @@ WINOGRAD2_SCHEDULE = LayerGenome((
     Fuse(3), Parallel(), Unroll(16),
 ))
 # The program-only seeds of generation 0, by the name in their operator ("initial:NAME"):
-# the five above, and each direct-conv one with its padded input made tile by tile
-# (`tile_pad`). That made each of them 1.15-3.3x faster on resnet20's convs and their
-# combination 1.47x faster end to end, but most of them up to 1.23x slower on resnet18's
-# convs with 64-512 input channels, whose tiles each pad all the input channels again
-# (benchmarks/RESULTS.md, "Padding inside the tile"); generation 1 takes the fastest
-# seed conv by conv.
+# the five above, and each direct-conv one run in parallel over bands of output rows
+# (outer loops reordered oh, co, ow and the outer two fused) with the padded input made
+# once per band (`tile_pad`). On resnet20's convs those were 1.3-3.4x faster than the
+# plain seeds, on resnet18's convs of 16x16 and more 1.1-1.3x (its stem 2.1x); on its
+# 8x8 and 4x4 convs with 256-512 input channels, with too few bands for two threads, up
+# to 1.9x slower (benchmarks/RESULTS.md, "Padding inside the tile"). Generation 1 takes
+# the fastest seed conv by conv.
 SEED_SCHEDULES = {"template": TEMPLATE_SCHEDULE, "channels": CHANNEL_SCHEDULE,
                   "channels16": CHANNEL16_SCHEDULE, "winograd": WINOGRAD_SCHEDULE,
                   "winograd2": WINOGRAD2_SCHEDULE}
-SEED_SCHEDULES.update({f"{name}+tile_pad": LayerGenome(SEED_SCHEDULES[name].genes + (TilePad(),))
+ROW_BANDS = (Reorder(("oh", "co", "ow")), Fuse(2), TilePad())
+SEED_SCHEDULES.update({f"{name}+tile_pad": LayerGenome(SEED_SCHEDULES[name].genes + ROW_BANDS)
                        for name in ("template", "channels", "channels16")})
 
 

@@ -18,6 +18,7 @@ from genomes.genes import (
     InlinePad,
     Pack,
     Parallel,
+    Reorder,
     SplitChannels,
     SplitRows,
     Tile,
@@ -50,6 +51,8 @@ def target():
     (LayerSpec(16, 16, 16, 16, 3), (SplitChannels((1, 1)),) + COLUMNS),
     (LayerSpec(16, 16, 16, 16, 3), (SplitRows(2),) + CHANNELS),
     (LayerSpec(16, 16, 16, 16, 3), (Tile("co", 4), Vectorize("ow"))),  # not parallel
+    (LayerSpec(16, 32, 16, 16, 3, 2), CHANNELS + (Reorder(("oh", "co", "ow")), Fuse(2))),
+    (LayerSpec(8, 16, 11, 11, 3), COLUMNS + (Reorder(("oh", "co", "ow")), Fuse(2))),
 ])
 def test_tile_pad_programs_match_pytorch(target, spec: LayerSpec, genes: tuple) -> None:
     result = check_equivalence(spec, LayerGenome(genes + (TilePad(),)), target)
