@@ -1,10 +1,11 @@
 """The accuracy-checked benchmark of one zoo network, resumable across sessions.
 
     .venv/bin/python -m benchmarks.kept_bench MODEL [--budget 2h] [--archive-every 20]
-    .venv/bin/python -m benchmarks.kept_bench MODEL --status
+        [--name NAME]
+    .venv/bin/python -m benchmarks.kept_bench MODEL --status [--name NAME]
 
-In `runs/kept-MODEL-BUDGET/` (restored first from
-`benchmarks/checkpoints/kept-MODEL-BUDGET.tar.xz` when the folder is missing), with
+In `runs/NAME/` (NAME is kept-MODEL-BUDGET unless `--name` says otherwise; restored
+first from `benchmarks/checkpoints/NAME.tar.xz` when the folder is missing), with
 the default capacity check, one step after the other, each resuming or reusing what an
 earlier session left:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,8 +45,8 @@ REUSE = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
 SUMMARY = Path("confirm-e5", "confirm.json")  # evo confirm's summary, in the search folder
 
 
-def paths(model: str, budget: str) -> dict[str, Path]:
-    name = f"kept-{model}-{budget}"
+def paths(model: str, budget: str, name: str | None = None) -> dict[str, Path]:
+    name = name or f"kept-{model}-{budget}"
     return {"folder": REPO / "runs" / name, "log": REPO / "runs" / f"{name}.log",
             "archive": REPO / "benchmarks" / "checkpoints" / f"{name}.tar.xz",
             "results": REPO / "benchmarks" / "results" / name}
@@ -118,8 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive-every", type=float, default=20.0, metavar="MINUTES")
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--status", action="store_true", help="say which steps are done")
+    parser.add_argument("--name", help="the folder, log and archive name (default "
+                                       "kept-MODEL-BUDGET), to run the protocol again")
     args = parser.parse_args(argv)
-    where = paths(args.model, args.budget)
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", args.name):
+        print(f"kept_bench: --name {args.name!r}: use letters, digits, '_', '-' and '.' "
+              f"(a name, not a path)", file=sys.stderr)
+        return 2
+    where = paths(args.model, args.budget, args.name)
     restore(where)
     if args.status:
         print(status(where))

@@ -55,3 +55,15 @@ def test_status_names_the_steps_done(tmp_path: Path) -> None:
     assert "rows of #9: done" in kept_bench.status(where)
     (folder / "result.json").write_text(json.dumps({"individual": 9}))
     assert "in result.json" in kept_bench.status(where)
+
+
+def test_name_sets_every_path_and_refuses_a_path(capsys) -> None:
+    where = kept_bench.paths("resnet20", "2h", "kept-resnet20-2h-again")
+    assert where["folder"].name == "kept-resnet20-2h-again"
+    assert where["archive"].name == "kept-resnet20-2h-again.tar.xz"
+    assert where["log"].name == "kept-resnet20-2h-again.log"
+    assert kept_bench.paths("resnet20", "2h")["folder"].name == "kept-resnet20-2h"
+    for bad in ("../elsewhere", "a/b", ".hidden", ""):
+        assert kept_bench.main(["resnet20", "--name", bad, "--status"]) == 2
+        assert "a name, not a path" in capsys.readouterr().err
+    assert not (kept_bench.REPO / "elsewhere").exists()
