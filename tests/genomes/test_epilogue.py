@@ -1,6 +1,7 @@
 """A conv program with its BatchNorm, residual add and ReLU fused (`Epilogue`) computes
 what the plain program followed by those operations computes: for one piece with and
-without the register tile (`cache_write`), packed weights, and several pieces."""
+without the register tile (`cache_write`), packed weights, the padded input made in the
+parallel tile (`tile_pad`), and several pieces."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pytest
 import tvm
 
 from evo.tvm_runtime import compile_plan, run_plan
-from genomes.genes import CacheWrite, Pack, SplitChannels, Tile, Vectorize
+from genomes.genes import (
+    CacheWrite,
+    Fuse,
+    Pack,
+    Parallel,
+    SplitChannels,
+    Tile,
+    TilePad,
+    Vectorize,
+)
 from genomes.genome import LayerGenome, decode_layer
 from genomes.spec import LayerSpec
 from genomes.tvm_decoder import Epilogue, pack_weights, to_tvm
@@ -22,6 +32,8 @@ GENOMES = {
                                     CacheWrite())),
     "no register tile": LayerGenome((Tile("co", 8), Tile("ow", 4), Vectorize("ow"))),
     "pieces": LayerGenome((SplitChannels((1, 4)), Tile("co", 4))),
+    "padded in the tile": LayerGenome((Tile("co", 8), Pack(8), Tile("ow", 4), Vectorize("co"),
+                                       CacheWrite(), Fuse(3), Parallel(), TilePad())),
 }
 
 
