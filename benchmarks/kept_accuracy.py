@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,13 +215,19 @@ def _mflops(row: dict[str, Any] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=("train", "table", "archive"))
-    parser.add_argument("benches", nargs="+", type=Path, metavar="BENCH")
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("action", choices=("train", "table", "archive"),
+                        help="train the networks, print their table, or pack unfinished "
+                             "trainings into benchmarks/checkpoints/")
+    parser.add_argument("benches", nargs="+", type=Path, metavar="BENCH",
+                        help="a folder `evo bench --model M --time-budget T` made")
+    parser.add_argument("--epochs", type=int, default=50,
+                        help="epochs of the full recipe (default 50; 5 is the short protocol)")
     parser.add_argument("--seeds", default="0", help="comma-separated (default 0)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="training threads (default 2)")
     parser.add_argument("--hours", type=float, help="train: start no job after this long")
-    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA,
+                        help="the CIFAR-10 ImageFolder zip (default "
+                             "../shared/data/cifar10-train-jpeg.zip)")
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -228,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         benches = [bench_facts(bench) for bench in args.benches]
         queue = jobs(benches, data, args.epochs, seeds)
     except (BenchError, ValueError) as error:
-        print(f"kept_accuracy: {error}", flush=True)
+        print(f"kept_accuracy: {error}", file=sys.stderr, flush=True)
         return 2
     if args.action == "table":
         print(table(benches, data, args.epochs, seeds))
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ARCHIVE}: {count} unfinished training(s)")
         return 0
     if not args.data.exists():
-        print(f"kept_accuracy: {args.data}: no such archive", flush=True)
+        print(f"kept_accuracy: {args.data}: no such archive", file=sys.stderr, flush=True)
         return 2
     run_queue(to_train(queue), RESULTS, RUNS, args.threads,
               after_job=lambda *_: archive_unfinished(queue, RESULTS, RUNS, ARCHIVE),

@@ -209,7 +209,7 @@ def kept_accuracy_reads_the_bench(out: Path, results: Path, capsys, monkeypatch)
     assert row.startswith(f"| bench (#{chosen}) | {ms['tvm_program_only']:.3f} | ")
     assert row.endswith("| 61.20 % | 61.20 % |" if same else "| 61.20 % | not trained yet |")
     assert kept_accuracy.main(["table", str(out / "search")]) == 2
-    assert "no result.json" in capsys.readouterr().out
+    assert "no result.json" in capsys.readouterr().err
     kept_accuracy_takes_the_confirmed_network(out, chosen, capsys)
 
 
