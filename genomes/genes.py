@@ -431,11 +431,13 @@ class InlinePad(ProgramGene):
 
 @dataclass(frozen=True)
 class TilePad(ProgramGene):
-    """Materialise the padded copy of the input inside each outer tile of the conv,
-    just the rows that tile reads, right before it reads them, instead of in a
-    separate pass over the whole input (a second parallel region, and a copy that has
-    left the cache by the time the conv reads it). Undoes `inline_pad`; does nothing
-    on an unpadded conv or under `winograd`."""
+    """Materialise the padded copy of the input inside the conv's outermost (fused,
+    parallel) loop: each iteration pads just the rows it reads, right before reading
+    them, instead of a separate pass over the whole input before the conv (a second
+    parallel region, whose copy has left the cache when the conv reads it). With
+    `reorder(oh, co, ow)` and `fuse(2)` an iteration is a band of rows for every output
+    channel, so each row is padded once. Undoes `inline_pad`; does nothing on an
+    unpadded conv or under `winograd`."""
 
     name: ClassVar[str] = "tile_pad"
 
