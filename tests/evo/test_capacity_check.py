@@ -114,7 +114,7 @@ def test_a_search_checks_every_term(tmp_path, capsys) -> None:
 
     out = tmp_path / "run"
     spec = "params@0.7+flops@0.8"
-    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "8",
+    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "16",
                  "--generations", "3", "--capacity", spec, "--out", str(out),
                  "--cache", str(tmp_path / "c.sqlite"), "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["capacity"] == spec

@@ -82,7 +82,7 @@ def test_a_search_checks_the_chosen_measure(tmp_path) -> None:
     from evo.store.run_store import RunStore
 
     out = tmp_path / "run"
-    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "6",
+    assert main(["run", "--model", "tiny", "--evaluator", "analytic", "--population", "16",
                  "--generations", "3", "--capacity", "params", "--threshold", "0.6",
                  "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["capacity"] == "params"
