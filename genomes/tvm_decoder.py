@@ -273,7 +273,7 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
     if spec.padding > 0 and config.tile_pad and not config.inline_pad:
         sch.compute_at(pad_block, top)
         if config.vectorize is not None:
-            sch.vectorize(sch.get_loops(pad_block)[-1])
+            vectorize_innermost(sch, pad_block, shared=1)
 
 
 def _schedule_assembly(sch: tvm.s_tir.Schedule, plan: LayerPlan, block: str) -> None:

@@ -6,7 +6,6 @@ both vector axes, row bands), the loop structure it promises, and how it and
 from __future__ import annotations
 
 import pytest
-import tvm
 
 from evo.equivalence import check_equivalence
 from genomes.genes import (
@@ -33,11 +32,6 @@ COLUMNS = (Tile("co", 16), Tile("ow", 16), Vectorize("ow"), CacheWrite(), Fuse(3
            Unroll(64))
 CHANNELS = (Tile("co", 16), Pack(16), Vectorize("co"), Tile("oh", 2), Tile("ow", 4),
             CacheWrite(), Fuse(3), Parallel(), Unroll(16))
-
-
-@pytest.fixture(scope="module")
-def target():
-    return tvm.target.Target("llvm")
 
 
 @pytest.mark.parametrize("spec, genes", [
