@@ -10,6 +10,7 @@ names the gene, the piece and the reason; `genomes.decode` turns it into a value
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from genomes.plan import (
     ScheduleConfig,
     winograd_fits,
 )
-from genomes.spec import conv_out_size
+from genomes.spec import LayerSpec, conv_out_size
 
 
 class GeneError(ValueError):
@@ -296,6 +297,11 @@ class ProgramGene(Gene):
     def configure(self, schedule: ScheduleConfig) -> ScheduleConfig:
         raise NotImplementedError
 
+    def acts_on(self, spec: LayerSpec) -> bool:
+        """Whether this gene can change the program of a conv shaped `spec` (all program
+        genes can, but the two about padding on an unpadded conv)."""
+        return True
+
 
 @dataclass(frozen=True)
 class Tile(ProgramGene):
@@ -428,6 +434,9 @@ class InlinePad(ProgramGene):
     def configure(self, schedule):
         return replace(schedule, inline_pad=True, tile_pad=False)
 
+    def acts_on(self, spec):
+        return spec.padding > 0
+
 
 @dataclass(frozen=True)
 class TilePad(ProgramGene):
@@ -443,6 +452,9 @@ class TilePad(ProgramGene):
 
     def configure(self, schedule):
         return replace(schedule, tile_pad=True, inline_pad=False)
+
+    def acts_on(self, spec):
+        return spec.padding > 0
 
 
 @dataclass(frozen=True)
@@ -537,3 +549,11 @@ def _require_int_tuple(gene: Gene, name: str, min_len: int, max_len: int, low: i
             or not all(_is_int(v) and low <= v <= high for v in value)):
         raise GenomeFormatError(f"{gene.name}.{name} must be a list of {min_len} to {max_len} "
                                 f"integers in [{low}, {high}], got {value!r}")
+
+
+def admitted(gene: Gene, allowed: Collection[str], spec: LayerSpec) -> bool:
+    """Whether a layer genome may carry `gene` on a conv shaped `spec` whose allowed gene
+    kinds are `allowed`: a gene of an allowed kind, or a program gene that does nothing
+    on this shape (so genomes written when such genes were listed as allowed, and seeds
+    shared by every slot, still decode)."""
+    return gene.name in allowed or (isinstance(gene, ProgramGene) and not gene.acts_on(spec))

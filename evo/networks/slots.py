@@ -123,11 +123,14 @@ def _trial_genes(name: str, spec: LayerSpec):
 
 def can_apply(spec: LayerSpec, name: str) -> bool:
     """Whether gene `name` applies to `spec`'s untransformed layer with some parameters
-    (a program gene with its defaults: all but `winograd`, which needs a 3x3 conv at
-    stride 1, apply to every conv)."""
+    (a program gene with its defaults: all apply to every conv but `winograd`, which needs
+    a 3x3 conv at stride 1, and `inline_pad` and `tile_pad`, which do nothing on an
+    unpadded conv)."""
     plan = initial_plan(spec)
     if name not in CHANNEL_CHANGING + CHANNEL_PRESERVING:
         trials = [GENES[name]()]
+        if not trials[0].acts_on(spec):
+            return False
     else:
         trials = _trial_genes(name, spec)
     for gene in trials:

@@ -17,6 +17,7 @@ from torch import nn
 
 from evo.networks.base import Network
 from evo.networks.rebuild import build_module
+from genomes.genes import admitted
 from genomes.genome import NetworkGenome, decode_layer
 from genomes.plan import LayerPlan
 from genomes.spec import SpecError
@@ -58,7 +59,7 @@ def transform_network(network: Network, genome: NetworkGenome, seed: int = 0,
     for slot in network.slots:
         layer = genome.layer(slot.id)
         for gene in layer.genes:
-            if gene.name not in slot.allowed:
+            if not admitted(gene, slot.allowed, slot.spec):
                 return NetworkTransform(None, {}, f"slot {slot.id}: gene {gene.name!r} "
                                                   f"not allowed here")
         spec = slot.spec

@@ -26,6 +26,7 @@ from genomes.genes import (
     Unroll,
     Vectorize,
     Winograd,
+    admitted,
 )
 from genomes.genome import LayerGenome, NetworkGenome
 from genomes.spec import LayerSpec
@@ -101,8 +102,9 @@ SEED_SCHEDULES.update({f"{name}+tile_pad": LayerGenome(SEED_SCHEDULES[name].gene
 
 
 def allows(slot: SlotLike, schedule: LayerGenome) -> bool:
-    """Whether `slot` allows every gene of `schedule`."""
-    return all(g.name in slot.allowed for g in schedule.genes)
+    """Whether `slot` admits every gene of `schedule` (`genomes.genes.admitted`: allowed
+    there, or a program gene that does nothing on its shape)."""
+    return all(admitted(g, slot.allowed, slot.spec) for g in schedule.genes)
 
 
 def template_genome(slots: Sequence[SlotLike],

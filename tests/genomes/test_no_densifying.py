@@ -1,7 +1,8 @@
 """No neural gene adds connections a conv did not have: Seq1 (`split_channels`) and
 Seq2 (`unroll_channels`) count groups relative to the piece, so a grouped or
-depthwise conv never becomes denser, and `evo slots` lists a neural gene only
-where it can apply."""
+depthwise conv never becomes denser, and `evo slots` lists a gene only where it can
+apply (a neural gene with some parameters, a program gene where it changes the
+program)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 from evo.cli import main
 from evo.networks import load_network
-from genomes.genes import GeneError, SplitChannels, UnrollChannels
-from genomes.genome import LayerGenome, decode_layer
+from evo.networks.transform import transform_network
+from evo.search.variation import SEED_SCHEDULES, seed_genome
+from genomes.genes import GeneError, InlinePad, SplitChannels, UnrollChannels, Winograd
+from genomes.genome import LayerGenome, NetworkGenome, decode_layer
 from genomes.plan import initial_plan
 from genomes.sampling import NEURAL_GENE_NAMES, random_layer_genome
 from genomes.spec import LayerSpec
@@ -80,3 +83,34 @@ def test_slots_list_a_gene_only_where_it_applies(tmp_path: Path, capsys) -> None
 def test_decoded_genome_of_a_layer_with_only_program_genes_is_unchanged() -> None:
     spec = LayerSpec(16, 16, 8, 8, 3, groups=16)
     assert decode_layer(spec, LayerGenome(())).plan.flops == spec.flops
+
+
+SHORTCUT_MODEL = '''
+from torch import nn
+def net():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU(),
+                         nn.Conv2d(16, 32, 1, stride=2, bias=False), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+'''
+
+
+def test_padding_genes_are_listed_only_on_padded_convs_yet_admitted_as_no_ops(
+        tmp_path: Path, capsys) -> None:
+    path = tmp_path / "shortcut.py"
+    path.write_text(SHORTCUT_MODEL)
+    assert main(["slots", "--model", f"{path}:net", "--json"]) == 0
+    slots = {s["id"]: s["allowed"] for s in json.loads(capsys.readouterr().out)}
+    assert {"inline_pad", "tile_pad"} <= set(slots["0"])
+    assert not {"inline_pad", "tile_pad", "winograd"} & set(slots["2"])  # 1x1, unpadded
+    assert main(["slots", "--model", f"{path}:net"]) == 0
+    assert "tile_pad applies to 1 of 2 slots (padded convs): 0" in capsys.readouterr().out
+    # a genome written when they were listed there, or a seed shared by every slot,
+    # still decodes: the genes do nothing on an unpadded conv; winograd is refused
+    network = load_network(f"{path}:net", (1, 3, 32, 32))
+    seed = SEED_SCHEDULES["channels+tile_pad"]
+    assert seed_genome(network.slots, seed).layer("2") == seed
+    padded = NetworkGenome({"2": LayerGenome((InlinePad(),)), "0": seed})
+    assert transform_network(network, padded, plans_only=True).error is None
+    refused = transform_network(network, NetworkGenome({"2": LayerGenome((Winograd(2),))}),
+                                plans_only=True)
+    assert refused.error == "slot 2: gene 'winograd' not allowed here"
