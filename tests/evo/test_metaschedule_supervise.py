@@ -3,6 +3,7 @@ MetaSchedule does (its XGBoost cost model logs to stdout several times a second)
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -58,8 +59,11 @@ def test_ctrl_c_kills_the_tuning_and_reports_how_far_it_got(tmp_path) -> None:
     import signal
 
     seconds = tmp_path / "seconds"
+    # Ctrl-C raises KeyboardInterrupt in the parent as it does in `evo bench`, even when
+    # the suite runs as a background job, which starts with SIGINT ignored.
     code = f"""
-import subprocess, sys
+import signal, subprocess, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from evo.bench import metaschedule as m
 m.PROGRESS_EVERY_S = 600.0  # only the interruption reports
 child = subprocess.Popen([sys.executable, "-c", {CHATTY!r}], stdout=subprocess.PIPE,
@@ -75,7 +79,14 @@ m.supervise(child, 600.0, 60.0, report)
     pid = int(parent.stdout.readline())
     time.sleep(2.0)
     parent.send_signal(signal.SIGINT)
-    _, err = parent.communicate(timeout=60)
+    try:
+        _, err = parent.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # leave no process behind, then fail
+        for victim in (parent.pid, pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        parent.communicate()
+        pytest.fail("the parent ignored Ctrl-C for 60 s")
     assert parent.returncode != 0 and "KeyboardInterrupt" in err
     try:
         os.kill(pid, 0)
