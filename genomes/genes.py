@@ -290,6 +290,9 @@ class SplitRows(NeuralGene):
 @dataclass(frozen=True)
 class ProgramGene(Gene):
     kind: ClassVar[str] = "program"
+    # Where the gene acts, for listings, when not on every conv (`acts_on` or its
+    # precondition says which).
+    acts_where: ClassVar[str] = ""
 
     def _apply_piece(self, plan, index, piece, schedule):
         return [(piece, self.configure(schedule))]
@@ -430,6 +433,7 @@ class InlinePad(ProgramGene):
     (undoes `tile_pad`)."""
 
     name: ClassVar[str] = "inline_pad"
+    acts_where: ClassVar[str] = "padded convs"
 
     def configure(self, schedule):
         return replace(schedule, inline_pad=True, tile_pad=False)
@@ -449,6 +453,7 @@ class TilePad(ProgramGene):
     unpadded conv or under `winograd`."""
 
     name: ClassVar[str] = "tile_pad"
+    acts_where: ClassVar[str] = "padded convs"
 
     def configure(self, schedule):
         return replace(schedule, tile_pad=True, inline_pad=False)
@@ -469,6 +474,7 @@ class Winograd(ProgramGene):
     transformed weights; the other program genes keep their meaning or do nothing."""
 
     name: ClassVar[str] = "winograd"
+    acts_where: ClassVar[str] = "3x3 convs at stride 1"
     tile: int = 2
 
     def _check(self) -> None:

@@ -18,11 +18,6 @@ MODEL_HELP = ("a zoo network (tiny, resnet18, resnet34, resnet20, resnet56, resn
               "returning an nn.Module)")
 
 
-# Where the program genes that do not act on every conv do act.
-WHERE = {"winograd": "3x3 convs at stride 1", "inline_pad": "padded convs",
-         "tile_pad": "padded convs"}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="M", help=MODEL_HELP)
     parser.add_argument("--input-shape", default="1,3,32,32", metavar="N,C,H,W",
@@ -37,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from evo.commands.formats import wants_json
     from evo.networks import load_network, parse_input_shape
     from evo.networks.slots import CHANNEL_PRESERVING, PROGRAM
+    from genomes.genes import GENES
 
     network = load_network(args.model, parse_input_shape(args.input_shape))
     if wants_json(args):
@@ -64,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         where = [slot.id for slot in network.slots if gene in slot.allowed]
         if len(where) < len(network.slots):
             print(f"{gene} applies to {len(where)} of {len(network.slots)} slots"
-                  + (f" ({WHERE[gene]})" if gene in WHERE else "")
+                  + (f" ({GENES[gene].acts_where})" if GENES[gene].acts_where else "")
                   + (f": {', '.join(where)}" if where else ""))
     return 0
 
