@@ -91,6 +91,7 @@ class ScheduleConfig:
     pack: int = 1
     inline_pad: bool = False
     tile_pad: bool = False  # pad inside each outer tile (ignored when inline_pad)
+    inner_kh: bool = False  # the kh loop inside the register tile, outside its oh loop
     winograd: int = 0  # 0: the direct conv; m: Winograd F(m x m, 3 x 3)
 
     def tile(self, axis: str) -> int:

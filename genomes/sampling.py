@@ -25,6 +25,7 @@ from genomes.genes import (
     GeneError,
     Group,
     InlinePad,
+    InnerKh,
     Pack,
     Parallel,
     Reorder,
@@ -154,6 +155,7 @@ _DRAW = {
     "pack": lambda rng, plan, piece, index: Pack(_choice(rng, PACK_FACTORS[1:]), piece=index),
     "inline_pad": lambda rng, plan, piece, index: InlinePad(piece=index),
     "tile_pad": lambda rng, plan, piece, index: TilePad(piece=index),
+    "inner_kh": lambda rng, plan, piece, index: InnerKh(piece=index),
     "winograd": lambda rng, plan, piece, index: Winograd(_choice(rng, WINOGRAD_TILES),
                                                          piece=index),
 }

@@ -236,13 +236,18 @@ def _schedule_piece(sch: tvm.s_tir.Schedule, plan: LayerPlan, index: int, piece:
         outer[axis], inner[axis] = sch.split(loop, factors=[None, factor])
     inner_extent = {a: largest_divisor_at_most(extents[a], config.tile(a)) for a in extents}
     outer_loops = [n] + [outer[a] for a in config.outer_order]
-    reduction = [{"ci": outer["ci"], "kh": ry, "kw": rx}[a] for a in config.reduction_order]
+    kh_inside = config.inner_kh and spec.kernel > 1
+    reduction = [{"ci": outer["ci"], "kh": ry, "kw": rx}[a] for a in config.reduction_order
+                 if not (kh_inside and a == "kh")]
     reduction.append(inner["ci"])
     inner_axes = ["co", "oh", "ow"]
     if config.vectorize is not None:
         inner_axes.remove(config.vectorize)
         inner_axes.append(config.vectorize)
-    sch.reorder(*outer_loops, *reduction, *[inner[a] for a in inner_axes])
+    tile = [inner[a] for a in inner_axes]
+    if kh_inside:  # just outside the tile's rows, so their input rows serve every kh
+        tile.insert(inner_axes.index("oh"), ry)
+    sch.reorder(*outer_loops, *reduction, *tile)
 
     if config.cache_write:
         write_back = sch.cache_write(block, 0, "local")
