@@ -2,6 +2,7 @@
 combined, and raced end to end with ONNX Runtime.
 
     .venv/bin/python -m benchmarks.seed_schedules MODEL [--rounds 20] [--cold] [--json]
+        [--without SEED]
 
 Every seed schedule of generation 0 (`evo.search.variation.SEED_SCHEDULES`) on every conv
 it applies to, each program compiled and timed alone under the search's protocol (warm,
@@ -9,7 +10,9 @@ as the search's fitness; `--cold`: weights and output flushed from the caches be
 run). The network taking each conv from the seed fastest on it, as generation 1's
 `seeds:fastest` does; then that network, the template on every conv, and ONNX Runtime
 running the original, each checked against PyTorch and raced head to head in interleaved
-rounds (`evo.bench.head_to_head`). Distinct conv shapes are timed once. Run it on an
+rounds (`evo.bench.head_to_head`). `--without SEED` races one more network, each conv
+taking the fastest seed other than SEED: what that seed adds end to end. Distinct conv
+shapes are timed once. Run it on an
 otherwise idle machine; compare the ratios of one run, not milliseconds across runs.
 """
 
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true",
                         help="time each conv with weights and output flushed first")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--without", metavar="SEED", choices=sorted(SEED_SCHEDULES),
+                        help="also race the seeds' fastest network without this seed")
     args = parser.parse_args(argv)
     try:
         network = load_network(args.model)
@@ -94,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     genomes = {"template": template_genome(network.slots),
                "seeds_fastest": NetworkGenome({s.id: SEED_SCHEDULES[fastest[s.spec]]
                                                for s in network.slots})}
+    if args.without:
+        others = {spec: min((n for n in row if n != args.without), key=row.get, default=None)
+                  for spec, row in times.items()}
+        if all(others.values()):
+            genomes["seeds_fastest_without"] = NetworkGenome(
+                {s.id: SEED_SCHEDULES[others[s.spec]] for s in network.slots})
     folder = Path(tempfile.mkdtemp(prefix="seed-schedules-"))
     entrants, errors = [], {}
     for name, genome in genomes.items():
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     result = race(entrants, network.input_shape, 2, rounds=args.rounds)
     errors.update(result.errors)
     ratios = {f"{theirs}/seeds_fastest": statistics.median(r)
-              for theirs in ("template", "onnxruntime")
+              for theirs in ("template", "onnxruntime", "seeds_fastest_without")
               if (r := result.ratios(theirs, "seeds_fastest"))}
     if args.json:
         print(json.dumps({"model": network.name, "cold": args.cold,
