@@ -104,8 +104,9 @@ SEED_SCHEDULES.update({f"{name}+tile_pad": LayerGenome(SEED_SCHEDULES[name].gene
 # of 4 output channels x 4 rows x 16 columns (vectorized along the columns), bands of
 # rows in parallel with the padded input made per band, and the kernel-row loop inside
 # the tile (`inner_kh`), so a tile's 6 input rows serve all 3 kernel rows. On resnet20's
-# 16->16 and 32->32 convs 1.15x and 1.21x faster than the best seed above (Intel Xeon,
-# 2026-12-03, warm, one sitting; benchmarks/RESULTS.md, "The kernel rows inside the tile").
+# 16->16 and 32->32 convs 1.28x and 1.18x faster than the best seed above, and the
+# combined seeds 1.14x faster end to end; on resnet18 it wins no conv (Intel Xeon,
+# 2026-12-03, one sitting; benchmarks/RESULTS.md, "The kernel rows inside the tile").
 SEED_SCHEDULES["rows"] = LayerGenome((
     Tile("co", 4), Tile("oh", 4), Tile("ow", 16), Vectorize("ow"), Parallel(), Unroll(512),
     InnerKh()) + ROW_BANDS)
