@@ -95,14 +95,15 @@ def test_per_conv_template_against_onnxruntime(capsys) -> None:
 def test_seed_schedules_combines_the_fastest_seed_per_conv(capsys) -> None:
     """benchmarks.seed_schedules: every seed that applies timed on every conv shape (the
     Winograd seeds only on 3x3 convs at stride 1), the fastest taken per conv, and the
-    combined network, the template and ONNX Runtime raced; bad input is one line."""
+    combined network, the template, ONNX Runtime and (`--without rows`) the combined
+    network without the `rows` seed raced; bad input is one line."""
     import json
 
     from benchmarks import seed_schedules
     from evo.search.variation import SEED_SCHEDULES
 
     pytest.importorskip("onnxruntime")
-    assert seed_schedules.main(["tiny", "--rounds", "2", "--json"]) == 0
+    assert seed_schedules.main(["tiny", "--rounds", "2", "--json", "--without", "rows"]) == 0
     result = json.loads(capsys.readouterr().out)
     network = load_network("tiny")
     assert len(result["convs"]) == len({s.spec for s in network.slots})
@@ -112,8 +113,10 @@ def test_seed_schedules_combines_the_fastest_seed_per_conv(capsys) -> None:
         assert set(row["ms"]) == expected and all(ms > 0 for ms in row["ms"].values())
         assert row["fastest"] == min(row["ms"], key=row["ms"].get)
     names = {c["name"] for c in result["race"]["contenders"]}
-    assert names == {"template", "seeds_fastest", "onnxruntime"} and not result["errors"]
-    assert set(result["ratios"]) == {"template/seeds_fastest", "onnxruntime/seeds_fastest"}
+    assert names == {"template", "seeds_fastest", "onnxruntime", "seeds_fastest_without"}
+    assert not result["errors"]
+    assert set(result["ratios"]) == {"template/seeds_fastest", "onnxruntime/seeds_fastest",
+                                     "seeds_fastest_without/seeds_fastest"}
     assert seed_schedules.main(["nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert seed_schedules.main(["tiny", "--rounds", "0"]) == 2
