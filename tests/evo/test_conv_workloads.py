@@ -121,3 +121,18 @@ def test_seed_schedules_combines_the_fastest_seed_per_conv(capsys) -> None:
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert seed_schedules.main(["tiny", "--rounds", "0"]) == 2
     assert "--rounds must be at least 1" in capsys.readouterr().err
+
+
+def test_seed_schedules_fastest_network_without_a_seed() -> None:
+    """Each conv takes its fastest seed but the one left out; a conv with no other seed
+    leaves no network (the script reports it as an error row)."""
+    from benchmarks.seed_schedules import fastest_network
+    from evo.search.variation import SEED_SCHEDULES
+
+    network = load_network("tiny")
+    times = {s.spec: {"rows": 1.0, "template": 2.0, "channels": 3.0} for s in network.slots}
+    picked = fastest_network(network, times, "rows")
+    assert all(picked.layer(s.id) == SEED_SCHEDULES["template"] for s in network.slots)
+    assert fastest_network(network, times).layer(network.slots[0].id) == SEED_SCHEDULES["rows"]
+    only_rows = {spec: {"rows": 1.0} for spec in times}
+    assert fastest_network(network, only_rows, "rows") is None

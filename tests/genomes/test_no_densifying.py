@@ -101,7 +101,7 @@ def test_padding_genes_are_listed_only_on_padded_convs_yet_admitted_as_no_ops(
     assert main(["slots", "--model", f"{path}:net", "--json"]) == 0
     slots = {s["id"]: s["allowed"] for s in json.loads(capsys.readouterr().out)}
     assert {"inline_pad", "tile_pad"} <= set(slots["0"])
-    assert not {"inline_pad", "tile_pad", "winograd"} & set(slots["2"])  # 1x1, unpadded
+    assert not {"inline_pad", "tile_pad", "inner_kh", "winograd"} & set(slots["2"])  # 1x1
     assert main(["slots", "--model", f"{path}:net"]) == 0
     assert "tile_pad applies to 1 of 2 slots (padded convs): 0" in capsys.readouterr().out
     # a genome written when they were listed there, or a seed shared by every slot,
