@@ -1,12 +1,14 @@
 """The accuracy-checked benchmark of one zoo network, resumable across sessions.
 
     .venv/bin/python -m benchmarks.kept_bench MODEL [--budget 2h] [--archive-every 20]
-        [--name NAME]
+        [--threshold T] [--name NAME]
     .venv/bin/python -m benchmarks.kept_bench MODEL --status [--name NAME]
 
 In `runs/NAME/` (NAME is kept-MODEL-BUDGET unless `--name` says otherwise; restored
 first from `benchmarks/checkpoints/NAME.tar.xz` when the folder is missing), with
-the default capacity check, one step after the other, each resuming or reusing what an
+the default capacity check (`flops`; `--threshold T` sets its floor, 0.6 unless given:
+that floor was calibrated on resnet20, and `evo confirm` below, not the floor, decides
+what keeps accuracy), one step after the other, each resuming or reusing what an
 earlier session left:
 
 1. `evo bench --model MODEL --time-budget BUDGET`: the full search, its program-only
@@ -45,8 +47,12 @@ REUSE = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
 SUMMARY = Path("confirm-e5", "confirm.json")  # evo confirm's summary, in the search folder
 
 
-def paths(model: str, budget: str, name: str | None = None) -> dict[str, Path]:
-    name = name or f"kept-{model}-{budget}"
+def paths(model: str, budget: str, name: str | None = None,
+          threshold: float | None = None) -> dict[str, Path]:
+    """The run's folder, log, archive and results folder: named NAME, else
+    kept-MODEL-BUDGET, with -floorT when the protocol runs with its own threshold."""
+    floor = f"-floor{threshold:g}" if threshold is not None else ""
+    name = name or f"kept-{model}-{budget}{floor}"
     return {"folder": REPO / "runs" / name, "log": REPO / "runs" / f"{name}.log",
             "archive": REPO / "benchmarks" / "checkpoints" / f"{name}.tar.xz",
             "results": REPO / "benchmarks" / "results" / name}
@@ -120,14 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive-every", type=float, default=20.0, metavar="MINUTES")
     parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--status", action="store_true", help="say which steps are done")
+    parser.add_argument("--threshold", type=float, metavar="T",
+                        help="the searches' FLOPs floor (default: evo's, 0.6)")
     parser.add_argument("--name", help="the folder, log and archive name (default "
-                                       "kept-MODEL-BUDGET), to run the protocol again")
+                                       "kept-MODEL-BUDGET, -floorT added with "
+                                       "--threshold), to run the protocol again")
     args = parser.parse_args(argv)
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", args.name):
         print(f"kept_bench: --name {args.name!r}: use letters, digits, '_', '-' and '.' "
               f"(a name, not a path)", file=sys.stderr)
         return 2
-    where = paths(args.model, args.budget, args.name)
+    if args.threshold is not None and not 0 < args.threshold <= 1:
+        print(f"kept_bench: --threshold {args.threshold}: a FLOPs floor is in (0, 1]",
+              file=sys.stderr)
+        return 2
+    where = paths(args.model, args.budget, args.name, args.threshold)
     restore(where)
     if args.status:
         print(status(where))
@@ -139,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     search, results = folder / "search", where["results"]
     results.mkdir(parents=True, exist_ok=True)
     if not (folder / "result.json").is_file():
+        floor = [] if args.threshold is None else ["--threshold", f"{args.threshold:g}"]
         code = step([*EVO, "bench", "--model", args.model, "--time-budget", args.budget,
-                     "--out", str(folder), "--quiet"], where, every)
+                     *floor, "--out", str(folder), "--quiet"], where, every)
         if not (folder / "result.json").is_file():
             print(f"kept_bench: evo bench stopped (exit {code}); see {where['log']}")
             return 1

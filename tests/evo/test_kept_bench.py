@@ -67,3 +67,13 @@ def test_name_sets_every_path_and_refuses_a_path(capsys) -> None:
         assert kept_bench.main(["resnet20", "--name", bad, "--status"]) == 2
         assert "a name, not a path" in capsys.readouterr().err
     assert not (kept_bench.REPO / "elsewhere").exists()
+
+
+def test_threshold_names_the_run_and_refuses_a_floor_outside_0_1(capsys) -> None:
+    assert kept_bench.paths("resnet18", "2h", threshold=0.25)["folder"].name \
+        == "kept-resnet18-2h-floor0.25"
+    assert kept_bench.paths("resnet18", "2h", "mine", 0.25)["folder"].name == "mine"
+    for bad in ("0", "1.5", "-0.2"):
+        assert kept_bench.main(["resnet18", "--threshold", bad, "--status"]) == 2
+        assert "a FLOPs floor is in (0, 1]" in capsys.readouterr().err
+    assert not (kept_bench.REPO / "runs" / "kept-resnet18-2h-floor1.5").exists()
