@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.kept_bench MODEL [--budget 2h] [--archive-every 20]
         [--threshold T] [--name NAME]
-    .venv/bin/python -m benchmarks.kept_bench MODEL --status [--name NAME]
+    .venv/bin/python -m benchmarks.kept_bench MODEL --status [--threshold T] [--name NAME]
 
 In `runs/NAME/` (NAME is kept-MODEL-BUDGET unless `--name` says otherwise; restored
 first from `benchmarks/checkpoints/NAME.tar.xz` when the folder is missing), with
