@@ -66,12 +66,18 @@ def seed_times(network: Network, target, cold: bool) -> dict[LayerSpec, dict[str
     return times
 
 
+def fastest_seeds(times: dict[LayerSpec, dict[str, float]],
+                  without: str | None = None) -> dict[LayerSpec, str | None]:
+    """Per conv shape, the seed fastest on it other than `without` (None: no other)."""
+    return {spec: min((n for n in row if n != without), key=row.get, default=None)
+            for spec, row in times.items()}
+
+
 def fastest_network(network: Network, times: dict[LayerSpec, dict[str, float]],
                     without: str | None = None) -> NetworkGenome | None:
     """Each conv from the seed fastest on its shape (other than `without`); None when a
     conv has no other seed."""
-    picks = {spec: min((n for n in row if n != without), key=row.get, default=None)
-             for spec, row in times.items()}
+    picks = fastest_seeds(times, without)
     if None in picks.values():
         return None
     return NetworkGenome({s.id: SEED_SCHEDULES[picks[s.spec]] for s in network.slots})
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     target = make_target()
     set_tvm_threads(2)
     times = seed_times(network, target, args.cold)
-    fastest = {spec: min(row, key=row.get) for spec, row in times.items()}
+    fastest = fastest_seeds(times)
     names = list(SEED_SCHEDULES)
     if not args.json:
         print(f"{network.name}: each conv shape alone, ms ({'cold' if args.cold else 'warm'})")
