@@ -44,13 +44,16 @@ def _members(path: Path) -> list[tuple[Path, Path]]:
             for file in sorted(path.rglob("*")) if file.is_file()]
 
 
-def checkpoint(paths: list[Path], archive: Path) -> list[str]:
+def checkpoint(paths: list[Path], archive: Path,
+               leave_out: tuple[str, ...] = ()) -> list[str]:
     """Write `archive` (.tar.xz) holding each folder or file of `paths` under its own
-    name; returns the member files, sorted."""
+    name, less the files whose names end with one of `leave_out` too; returns the
+    member files, sorted."""
     names = []
+    skipped = SKIPPED_SUFFIXES + tuple(leave_out)
     with tempfile.TemporaryDirectory(prefix="evo-checkpoint-") as staging:
         for file, name in (member for path in paths for member in _members(path)):
-            if file.name == "lock" or file.name.endswith(SKIPPED_SUFFIXES):
+            if file.name == "lock" or file.name.endswith(skipped):
                 continue
             target = Path(staging, name)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ earlier session left:
    MetaSchedule tuning of step 1), unless step 1 benched it already.
 
 While a step runs the folder (and its log, `runs/kept-MODEL-BUDGET.log`) is archived
-every `--archive-every` minutes, and after each step; the step's JSON is copied to
+every `--archive-every` minutes, and after each step, less the trainings' weights (a
+training in progress restarts after a restore); the step's JSON is copied to
 benchmarks/results/. Then `benchmarks.kept_accuracy train runs/kept-MODEL-BUDGET`
 trains the original and the confirmed network with the full recipe. Run it on an
 otherwise idle machine: the searches and MetaSchedule time programs.
@@ -44,6 +45,11 @@ from benchmarks.training_queue import REPO, SHARED_DATA
 
 EVO = [sys.executable, "-m", "evo"]
 REUSE = REPO / "benchmarks" / "results" / "calibration-resnet20.jsonl"
+# `evo confirm`'s trainings keep their weights (checkpoint.pt, weights.pt; 45-90 MB each
+# for resnet18) in the run folder; the archive leaves them out, as nothing downstream reads
+# them (a finished training counts by its line in results.jsonl). So after a restore on
+# another machine, a training that was in progress starts again from its first epoch.
+TRAINING_WEIGHTS = (".pt", ".pt.partial")
 SUMMARY = Path("confirm-e5", "confirm.json")  # evo confirm's summary, in the search folder
 
 
@@ -59,10 +65,11 @@ def paths(model: str, budget: str, name: str | None = None,
 
 
 def archive(where: dict[str, Path]) -> None:
-    """Snapshot the folder and its log into the archive (consistent SQLite copies)."""
+    """Snapshot the folder and its log into the archive (consistent SQLite copies),
+    without the trainings' weights (`TRAINING_WEIGHTS`)."""
     present = [p for p in (where["folder"], where["log"]) if p.exists()]
     if present:
-        checkpoint(present, where["archive"])
+        checkpoint(present, where["archive"], leave_out=TRAINING_WEIGHTS)
 
 
 def restore(where: dict[str, Path]) -> None:

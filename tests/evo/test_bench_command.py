@@ -111,8 +111,8 @@ def test_bench_runs_both_searches_then_reuses_them(tmp_path: Path, capsys,
                                                    monkeypatch) -> None:
     out = tmp_path / "bench"
     argv = ["bench", "--model", "tiny", "--time-budget", "6s", "--population", "4",
-            "--metaschedule-trials-per-task", "0", "--peers", "none", "--out", str(out),
-            "--quiet", "--json"]
+            "--metaschedule-trials-per-task", "0", "--peers", "none", "--race-rounds", "3",
+            "--out", str(out), "--quiet", "--json"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "ran search search" in captured.err and "ran program-only search" in captured.err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tarfile
 from pathlib import Path
 
 from benchmarks import kept_bench
@@ -38,6 +39,20 @@ def test_the_folder_is_archived_and_restored_when_missing(tmp_path: Path) -> Non
     with sqlite3.connect(search / "run.sqlite") as db:
         assert db.execute("SELECT x FROM t").fetchall() == [(42,)]
     assert where["log"].read_text() == "generation 0\n"
+
+
+def test_the_archive_leaves_out_the_trainings_weights(tmp_path: Path) -> None:
+    where = _where(tmp_path)
+    training = where["folder"] / "search" / "confirm-e5" / "n0123-s0"
+    training.mkdir(parents=True)
+    for name in ("train.json", "history.json", "checkpoint.pt", "checkpoint.pt.partial",
+                 "weights.pt"):
+        (training / name).write_text(name)
+    (training.parent / "results.jsonl").write_text('{"name": "n0123-s0"}\n')
+    kept_bench.archive(where)
+    with tarfile.open(where["archive"]) as tar:
+        names = sorted(Path(n).name for n in tar.getnames() if tar.getmember(n).isfile())
+    assert names == ["history.json", "results.jsonl", "train.json"]
 
 
 def test_status_names_the_steps_done(tmp_path: Path) -> None:
