@@ -167,7 +167,8 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
         def report(seconds: float) -> None:
             _write_progress(work, asked, before + seconds)
 
-    outcome = supervise(child, budget_s, timeout, report)
+    with _stopped_by_signals():
+        outcome = supervise(child, budget_s, timeout, report)
     if outcome[0] != "exited":
         return outcome
     if child.returncode == 0:
@@ -177,6 +178,28 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
     text = (work / LOG).read_text(errors="replace")
     last = [line for line in text.strip().splitlines() if line.strip()]
     return "error", last[-1] if last else f"exit code {child.returncode}"
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """While the child runs, SIGINT and SIGTERM raise KeyboardInterrupt here, so
+    `supervise` kills the child's process group and records the seconds tuned: also when
+    this process was started in the background (where the shell makes it ignore SIGINT)
+    and when it is stopped with SIGTERM (whose default would leave the child tuning)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, stop)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def supervise(child: subprocess.Popen, budget_s: float | None, timeout: float,

@@ -127,3 +127,37 @@ def test_an_interrupted_budgeted_tuning_resumes_with_the_budget_left(tmp_path):
     assert tuning.stopped == "time budget" and tuning.resumed_s == before
     assert 30.0 <= tuning.seconds < 30.0 + 15.0  # the budget, not the budget again
     assert not (work / PROGRESS).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_background_tuning_and_its_child(tmp_path, stop):
+    """Started as a shell starts a background job (SIGINT ignored), the tuning still
+    stops on SIGINT or SIGTERM: its child process group is killed, not left tuning,
+    and the seconds tuned are recorded for the resumed call."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from evo.bench.metaschedule import PROGRESS
+
+    work = tmp_path / "ms"
+    code = ("import evo.bench.metaschedule as m; m.PROGRESS_EVERY_S = 1.0; "
+            f"m.metaschedule_end_to_end({ONE_TASK!r}, {SHAPE!r}, {str(work)!r}, "
+            "budget_s=60.0, threads=1)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline, seconds = time.monotonic() + 600, 0.0
+    while seconds < 2.0 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+        if (work / PROGRESS).is_file():
+            seconds = json.loads((work / PROGRESS).read_text())["seconds"]
+    assert seconds >= 2.0, "the tuning never reported progress"
+    parent.send_signal(getattr(signal, stop))
+    assert parent.wait(timeout=60) != 0
+    left = subprocess.run(["pgrep", "-f", f"metaschedule_child {work}"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == [], "the tuning child outlived its parent"
+    assert json.loads((work / PROGRESS).read_text())["seconds"] >= seconds
+    assert not (work / RECORD).exists()
