@@ -4,6 +4,10 @@ tuning stopped by its time budget."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from evo.bench.metaschedule import (
     LIBRARY,
     LOG,
+    PROGRESS,
     RECORD,
     UNBOUNDED_TRIALS,
     metaschedule_end_to_end,
@@ -100,23 +105,9 @@ def test_a_failing_child_is_an_error_value(tmp_path):
 def test_an_interrupted_budgeted_tuning_resumes_with_the_budget_left(tmp_path):
     """A tuning killed from outside (a session's end) keeps its database and seconds;
     the next call tunes only for what is left of the budget."""
-    import subprocess
-    import sys
-    import time
-
-    from evo.bench.metaschedule import PROGRESS
-
     work = tmp_path / "ms"
-    code = ("import evo.bench.metaschedule as m; m.PROGRESS_EVERY_S = 1.0; "
-            f"m.metaschedule_end_to_end({ONE_TASK!r}, {SHAPE!r}, {str(work)!r}, "
-            "budget_s=30.0, threads=1)")
-    parent = subprocess.Popen([sys.executable, "-c", code])
-    deadline, seconds = time.monotonic() + 600, 0.0
-    while seconds < 5.0 and time.monotonic() < deadline and parent.poll() is None:
-        time.sleep(0.5)
-        if (work / PROGRESS).is_file():
-            seconds = json.loads((work / PROGRESS).read_text())["seconds"]
-    assert seconds >= 5.0, "the tuning never reported progress"
+    parent = _tuning_in_a_child(work, 30.0)
+    _wait_for_progress(work, parent, 5.0)
     subprocess.run(["pkill", "-9", "-f", str(work)], check=False)  # parent and child
     parent.wait()
     before = json.loads((work / PROGRESS).read_text())["seconds"]
@@ -135,25 +126,10 @@ def test_a_signal_stops_a_background_tuning_and_its_child(tmp_path, stop):
     """Started as a shell starts a background job (SIGINT ignored), the tuning still
     stops on SIGINT or SIGTERM: its child process group is killed, not left tuning,
     and the seconds tuned are recorded for the resumed call."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from evo.bench.metaschedule import PROGRESS
-
     work = tmp_path / "ms"
-    code = ("import evo.bench.metaschedule as m; m.PROGRESS_EVERY_S = 1.0; "
-            f"m.metaschedule_end_to_end({ONE_TASK!r}, {SHAPE!r}, {str(work)!r}, "
-            "budget_s=60.0, threads=1)")
-    parent = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL,
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    deadline, seconds = time.monotonic() + 600, 0.0
-    while seconds < 2.0 and time.monotonic() < deadline and parent.poll() is None:
-        time.sleep(0.5)
-        if (work / PROGRESS).is_file():
-            seconds = json.loads((work / PROGRESS).read_text())["seconds"]
-    assert seconds >= 2.0, "the tuning never reported progress"
+    parent = _tuning_in_a_child(work, 60.0, stderr=subprocess.DEVNULL,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    seconds = _wait_for_progress(work, parent, 2.0)
     parent.send_signal(getattr(signal, stop))
     assert parent.wait(timeout=60) != 0
     left = subprocess.run(["pgrep", "-f", f"metaschedule_child {work}"],
@@ -161,3 +137,23 @@ def test_a_signal_stops_a_background_tuning_and_its_child(tmp_path, stop):
     assert left == [], "the tuning child outlived its parent"
     assert json.loads((work / PROGRESS).read_text())["seconds"] >= seconds
     assert not (work / RECORD).exists()
+
+
+def _tuning_in_a_child(work: Path, budget_s: float, **popen) -> subprocess.Popen:
+    """A process that tunes ONE_TASK into `work` for `budget_s`, reporting its progress
+    every second."""
+    code = ("import evo.bench.metaschedule as m; m.PROGRESS_EVERY_S = 1.0; "
+            f"m.metaschedule_end_to_end({ONE_TASK!r}, {SHAPE!r}, {str(work)!r}, "
+            f"budget_s={budget_s!r}, threads=1)")
+    return subprocess.Popen([sys.executable, "-c", code], **popen)
+
+
+def _wait_for_progress(work: Path, parent: subprocess.Popen, at_least_s: float) -> float:
+    """The seconds tuned that `work`'s progress file reports, once at least `at_least_s`."""
+    deadline, seconds = time.monotonic() + 600, 0.0
+    while seconds < at_least_s and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.5)
+        if (work / PROGRESS).is_file():
+            seconds = json.loads((work / PROGRESS).read_text())["seconds"]
+    assert seconds >= at_least_s, "the tuning never reported progress"
+    return seconds
