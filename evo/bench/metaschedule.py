@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +181,7 @@ def _child(work: Path, request: dict, env: dict, budget_s: float | None,
 
 
 @contextlib.contextmanager
-def _stopped_by_signals():
+def _stopped_by_signals() -> Iterator[None]:
     """While the child runs, SIGINT and SIGTERM raise KeyboardInterrupt here, so
     `supervise` kills the child's process group and records the seconds tuned: also when
     this process was started in the background (where the shell makes it ignore SIGINT)
@@ -198,8 +198,8 @@ def _stopped_by_signals():
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, handler in previous.items():  # None: a handler not set from Python
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def supervise(child: subprocess.Popen, budget_s: float | None, timeout: float,
